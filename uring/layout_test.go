@@ -1,0 +1,196 @@
+package uring
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// layoutChecks pairs every kernel struct field declared in kernel.go with its
+// C name. The test compiles a C program that prints sizeof/offsetof for each
+// against /usr/include/linux/io_uring.h and compares.
+func layoutChecks() []struct {
+	cStruct, cField string // cField "" means sizeof the struct
+	got             uintptr
+} {
+	var s sqe
+	var c cqe
+	var p params
+	var so sqringOffsets
+	var co cqringOffsets
+	var po probeOp
+	var ph probeHeader
+	var ga getEventsArg
+	var ru rsrcUpdate
+	type check = struct {
+		cStruct, cField string
+		got             uintptr
+	}
+	return []check{
+		{"io_uring_sqe", "", unsafe.Sizeof(s)},
+		{"io_uring_sqe", "opcode", unsafe.Offsetof(s.opcode)},
+		{"io_uring_sqe", "flags", unsafe.Offsetof(s.flags)},
+		{"io_uring_sqe", "ioprio", unsafe.Offsetof(s.ioprio)},
+		{"io_uring_sqe", "fd", unsafe.Offsetof(s.fd)},
+		{"io_uring_sqe", "off", unsafe.Offsetof(s.off)},
+		{"io_uring_sqe", "cmd_op", unsafe.Offsetof(s.off)},
+		{"io_uring_sqe", "addr", unsafe.Offsetof(s.addr)},
+		{"io_uring_sqe", "len", unsafe.Offsetof(s.len)},
+		{"io_uring_sqe", "rw_flags", unsafe.Offsetof(s.opFlags)},
+		{"io_uring_sqe", "fsync_flags", unsafe.Offsetof(s.opFlags)},
+		{"io_uring_sqe", "uring_cmd_flags", unsafe.Offsetof(s.opFlags)},
+		{"io_uring_sqe", "user_data", unsafe.Offsetof(s.userData)},
+		{"io_uring_sqe", "buf_index", unsafe.Offsetof(s.bufIndex)},
+		{"io_uring_sqe", "personality", unsafe.Offsetof(s.personality)},
+		{"io_uring_sqe", "file_index", unsafe.Offsetof(s.fileIndex)},
+		{"io_uring_sqe", "addr3", unsafe.Offsetof(s.addr3)},
+		{"io_uring_sqe", "cmd", unsafe.Offsetof(s.addr3)},
+		{"io_uring_sqe", "__pad2", unsafe.Offsetof(s.pad2)},
+		{"io_uring_cqe", "", unsafe.Sizeof(c)},
+		{"io_uring_cqe", "user_data", unsafe.Offsetof(c.userData)},
+		{"io_uring_cqe", "res", unsafe.Offsetof(c.res)},
+		{"io_uring_cqe", "flags", unsafe.Offsetof(c.flags)},
+		{"io_uring_params", "", unsafe.Sizeof(p)},
+		{"io_uring_params", "sq_entries", unsafe.Offsetof(p.sqEntries)},
+		{"io_uring_params", "cq_entries", unsafe.Offsetof(p.cqEntries)},
+		{"io_uring_params", "flags", unsafe.Offsetof(p.flags)},
+		{"io_uring_params", "sq_thread_cpu", unsafe.Offsetof(p.sqThreadCPU)},
+		{"io_uring_params", "sq_thread_idle", unsafe.Offsetof(p.sqThreadIdle)},
+		{"io_uring_params", "features", unsafe.Offsetof(p.features)},
+		{"io_uring_params", "wq_fd", unsafe.Offsetof(p.wqFd)},
+		{"io_uring_params", "resv", unsafe.Offsetof(p.resv)},
+		{"io_uring_params", "sq_off", unsafe.Offsetof(p.sqOff)},
+		{"io_uring_params", "cq_off", unsafe.Offsetof(p.cqOff)},
+		{"io_sqring_offsets", "", unsafe.Sizeof(so)},
+		{"io_sqring_offsets", "head", unsafe.Offsetof(so.head)},
+		{"io_sqring_offsets", "tail", unsafe.Offsetof(so.tail)},
+		{"io_sqring_offsets", "ring_mask", unsafe.Offsetof(so.ringMask)},
+		{"io_sqring_offsets", "ring_entries", unsafe.Offsetof(so.ringEntries)},
+		{"io_sqring_offsets", "flags", unsafe.Offsetof(so.flags)},
+		{"io_sqring_offsets", "dropped", unsafe.Offsetof(so.dropped)},
+		{"io_sqring_offsets", "array", unsafe.Offsetof(so.array)},
+		{"io_sqring_offsets", "resv1", unsafe.Offsetof(so.resv1)},
+		{"io_cqring_offsets", "", unsafe.Sizeof(co)},
+		{"io_cqring_offsets", "head", unsafe.Offsetof(co.head)},
+		{"io_cqring_offsets", "tail", unsafe.Offsetof(co.tail)},
+		{"io_cqring_offsets", "ring_mask", unsafe.Offsetof(co.ringMask)},
+		{"io_cqring_offsets", "ring_entries", unsafe.Offsetof(co.ringEntries)},
+		{"io_cqring_offsets", "overflow", unsafe.Offsetof(co.overflow)},
+		{"io_cqring_offsets", "cqes", unsafe.Offsetof(co.cqes)},
+		{"io_cqring_offsets", "flags", unsafe.Offsetof(co.flags)},
+		{"io_cqring_offsets", "resv1", unsafe.Offsetof(co.resv1)},
+		{"io_uring_probe_op", "", unsafe.Sizeof(po)},
+		{"io_uring_probe_op", "op", unsafe.Offsetof(po.op)},
+		{"io_uring_probe_op", "flags", unsafe.Offsetof(po.flags)},
+		{"io_uring_probe", "", unsafe.Sizeof(ph)},
+		{"io_uring_probe", "last_op", unsafe.Offsetof(ph.lastOp)},
+		{"io_uring_probe", "ops_len", unsafe.Offsetof(ph.opsLen)},
+		{"io_uring_probe", "ops", unsafe.Sizeof(ph)},
+		{"io_uring_getevents_arg", "", unsafe.Sizeof(ga)},
+		{"io_uring_getevents_arg", "sigmask", unsafe.Offsetof(ga.sigmask)},
+		{"io_uring_getevents_arg", "sigmask_sz", unsafe.Offsetof(ga.sigmaskSz)},
+		{"io_uring_getevents_arg", "ts", unsafe.Offsetof(ga.ts)},
+		{"io_uring_rsrc_update", "", unsafe.Sizeof(ru)},
+		{"io_uring_rsrc_update", "offset", unsafe.Offsetof(ru.offset)},
+		{"io_uring_rsrc_update", "data", unsafe.Offsetof(ru.data)},
+	}
+}
+
+// TestLayoutMatchesHeader compiles a C program against the system's
+// linux/io_uring.h and checks each size and offset above. It also checks the
+// constants that carry ABI meaning.
+func TestLayoutMatchesHeader(t *testing.T) {
+	const header = "/usr/include/linux/io_uring.h"
+	if _, err := os.Stat(header); err != nil {
+		t.Skipf("no %s (install linux-libc-dev): %v", header, err)
+	}
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc not found: cannot compile the layout probe")
+	}
+	checks := layoutChecks()
+	var src strings.Builder
+	src.WriteString("#include <stdio.h>\n#include <stddef.h>\n#include <linux/io_uring.h>\nint main(void) {\n")
+	for _, c := range checks {
+		if c.cField == "" {
+			fmt.Fprintf(&src, "printf(\"%%zu\\n\", sizeof(struct %s));\n", c.cStruct)
+		} else {
+			fmt.Fprintf(&src, "printf(\"%%zu\\n\", offsetof(struct %s, %s));\n", c.cStruct, c.cField)
+		}
+	}
+	consts := []struct {
+		name string
+		got  uint64
+	}{
+		{"IORING_SETUP_SQPOLL", setupSQPoll}, {"IORING_SETUP_CQSIZE", setupCQSize},
+		{"IORING_SETUP_COOP_TASKRUN", setupCoopTaskrun}, {"IORING_SETUP_SQE128", setupSQE128},
+		{"IORING_SETUP_CQE32", setupCQE32}, {"IORING_SETUP_SINGLE_ISSUER", setupSingleIssuer},
+		{"IORING_SETUP_DEFER_TASKRUN", setupDeferTaskrun},
+		{"IORING_FEAT_SINGLE_MMAP", featSingleMmap}, {"IORING_FEAT_NODROP", featNoDrop}, {"IORING_FEAT_EXT_ARG", featExtArg},
+		{"IORING_ENTER_GETEVENTS", enterGetEvents}, {"IORING_ENTER_SQ_WAKEUP", enterSQWakeup}, {"IORING_ENTER_EXT_ARG", enterExtArg},
+		{"IORING_SQ_NEED_WAKEUP", sqNeedWakeup}, {"IORING_SQ_CQ_OVERFLOW", sqCQOverflow}, {"IORING_SQ_TASKRUN", sqTaskrun},
+		{"IORING_OFF_SQ_RING", offSQRing}, {"IORING_OFF_CQ_RING", offCQRing}, {"IORING_OFF_SQES", offSQEs},
+		{"IORING_REGISTER_BUFFERS", registerBuffers}, {"IORING_UNREGISTER_BUFFERS", unregisterBuffers},
+		{"IORING_REGISTER_FILES", registerFiles}, {"IORING_UNREGISTER_FILES", unregisterFiles},
+		{"IORING_REGISTER_FILES_UPDATE", registerFilesUpdate}, {"IORING_REGISTER_PROBE", registerProbe},
+		{"IO_URING_OP_SUPPORTED", probeOpSupported},
+		{"IOSQE_FIXED_FILE", uint64(SQEFixedFile)}, {"IOSQE_IO_DRAIN", uint64(SQEIODrain)}, {"IOSQE_IO_LINK", uint64(SQEIOLink)},
+		{"IOSQE_IO_HARDLINK", uint64(SQEIOHardlink)}, {"IOSQE_ASYNC", uint64(SQEAsync)},
+		{"IORING_FSYNC_DATASYNC", FsyncDatasync},
+		{"IORING_OP_NOP", uint64(OpNop)}, {"IORING_OP_READV", uint64(OpReadv)}, {"IORING_OP_WRITEV", uint64(OpWritev)},
+		{"IORING_OP_FSYNC", uint64(OpFsync)}, {"IORING_OP_READ_FIXED", uint64(OpReadFixed)}, {"IORING_OP_WRITE_FIXED", uint64(OpWriteFixed)},
+		{"IORING_OP_TIMEOUT", uint64(OpTimeout)}, {"IORING_OP_FALLOCATE", uint64(OpFallocate)}, {"IORING_OP_READ", uint64(OpRead)},
+		{"IORING_OP_WRITE", uint64(OpWrite)}, {"IORING_OP_MSG_RING", uint64(OpMsgRing)}, {"IORING_OP_URING_CMD", uint64(OpURingCmd)},
+		{"__NR_io_uring_setup", sysSetup}, {"__NR_io_uring_enter", sysEnter}, {"__NR_io_uring_register", sysRegister},
+	}
+	src.WriteString("#include <sys/syscall.h>\n")
+	for _, c := range consts {
+		fmt.Fprintf(&src, "printf(\"%%llu\\n\", (unsigned long long)(%s));\n", c.name)
+	}
+	src.WriteString("return 0;\n}\n")
+	dir := t.TempDir()
+	cfile := filepath.Join(dir, "layout.c")
+	bin := filepath.Join(dir, "layout")
+	if err := os.WriteFile(cfile, []byte(src.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(cc, "-o", bin, cfile).CombinedOutput(); err != nil {
+		t.Fatalf("compiling the layout probe: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin).Output()
+	if err != nil {
+		t.Fatalf("running the layout probe: %v", err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	var want []uint64
+	for sc.Scan() {
+		v, err := strconv.ParseUint(sc.Text(), 10, 64)
+		if err != nil {
+			t.Fatalf("probe output %q: %v", sc.Text(), err)
+		}
+		want = append(want, v)
+	}
+	if len(want) != len(checks)+len(consts) {
+		t.Fatalf("probe printed %d values, want %d", len(want), len(checks)+len(consts))
+	}
+	for i, c := range checks {
+		what := "sizeof(struct " + c.cStruct + ")"
+		if c.cField != "" {
+			what = "offsetof(struct " + c.cStruct + ", " + c.cField + ")"
+		}
+		if uint64(c.got) != want[i] {
+			t.Errorf("%s: Go has %d, C has %d", what, c.got, want[i])
+		}
+	}
+	for i, c := range consts {
+		if c.got != want[len(checks)+i] {
+			t.Errorf("%s: Go has %d, C has %d", c.name, c.got, want[len(checks)+i])
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package uring
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func (r *Ring) register(opcode uint32, arg unsafe.Pointer, n uint32) error {
+	if r.closed {
+		return ErrClosed
+	}
+	for {
+		_, _, errno := unix.Syscall6(sysRegister, uintptr(r.fd), uintptr(opcode), uintptr(arg), uintptr(n), 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	}
+}
+
+// RegisterBuffers registers Arena buffers for READ_FIXED/WRITE_FIXED; buffer
+// i gets index i. The kernel pins them until UnregisterBuffers or Close.
+func (r *Ring) RegisterBuffers(bufs [][]byte) error {
+	iovs := make([]unix.Iovec, len(bufs))
+	for i, b := range bufs {
+		bufAddr(b) // panics unless b is Arena memory
+		iovs[i].Base = unsafe.SliceData(b)
+		iovs[i].SetLen(len(b))
+	}
+	err := r.register(registerBuffers, unsafe.Pointer(&iovs[0]), uint32(len(iovs)))
+	runtime.KeepAlive(iovs)
+	if err != nil {
+		return fmt.Errorf("uring: register %d buffers: %w", len(bufs), err)
+	}
+	return nil
+}
+
+// UnregisterBuffers drops the registered buffers.
+func (r *Ring) UnregisterBuffers() error {
+	if err := r.register(unregisterBuffers, nil, 0); err != nil {
+		return fmt.Errorf("uring: unregister buffers: %w", err)
+	}
+	return nil
+}
+
+// RegisterFiles registers fds; SQEs then name fds[i] as i with SQEFixedFile.
+// An entry of -1 leaves a slot empty for UpdateFiles.
+func (r *Ring) RegisterFiles(fds []int32) error {
+	if len(fds) == 0 {
+		return fmt.Errorf("uring: register files: empty list")
+	}
+	err := r.register(registerFiles, unsafe.Pointer(&fds[0]), uint32(len(fds)))
+	runtime.KeepAlive(fds)
+	if err != nil {
+		return fmt.Errorf("uring: register %d files: %w", len(fds), err)
+	}
+	return nil
+}
+
+// UpdateFiles replaces registered files starting at slot off.
+func (r *Ring) UpdateFiles(off uint32, fds []int32) error {
+	if len(fds) == 0 {
+		return nil
+	}
+	up := rsrcUpdate{offset: off, data: uint64(uintptr(unsafe.Pointer(&fds[0])))}
+	err := r.register(registerFilesUpdate, unsafe.Pointer(&up), uint32(len(fds)))
+	runtime.KeepAlive(fds)
+	if err != nil {
+		return fmt.Errorf("uring: update files at %d: %w", off, err)
+	}
+	return nil
+}
+
+// UnregisterFiles drops the registered files.
+func (r *Ring) UnregisterFiles() error {
+	if err := r.register(unregisterFiles, nil, 0); err != nil {
+		return fmt.Errorf("uring: unregister files: %w", err)
+	}
+	return nil
+}
+
+// Probe is the set of opcodes the running kernel supports.
+type Probe struct {
+	lastOp    Op
+	supported [256]bool
+}
+
+const probeOps = 256
+
+// Probe asks the kernel which opcodes it supports (IORING_REGISTER_PROBE, 5.6).
+func (r *Ring) Probe() (*Probe, error) {
+	var buf struct {
+		h   probeHeader
+		ops [probeOps]probeOp
+	}
+	if err := r.register(registerProbe, unsafe.Pointer(&buf), probeOps); err != nil {
+		if err == unix.EINVAL {
+			return nil, fmt.Errorf("%w: IORING_REGISTER_PROBE (Linux 5.6)", ErrNotSupported)
+		}
+		return nil, fmt.Errorf("uring: probe: %w", err)
+	}
+	p := &Probe{lastOp: Op(buf.h.lastOp)}
+	for i := 0; i < int(buf.h.opsLen) && i < probeOps; i++ {
+		op := buf.ops[i]
+		if op.flags&probeOpSupported != 0 {
+			p.supported[op.op] = true
+		}
+	}
+	return p, nil
+}
+
+// Supports reports whether op is available.
+func (p *Probe) Supports(op Op) bool { return p.supported[op] }
+
+// Require returns an error naming the first missing opcode and the kernel
+// release that added it; errors.Is(err, ErrNotSupported) holds.
+func (p *Probe) Require(ops ...Op) error {
+	for _, op := range ops {
+		if !p.Supports(op) {
+			if v := op.KernelVersion(); v != "" {
+				return fmt.Errorf("%w: io_uring opcode IORING_OP_%s (added in Linux %s)", ErrNotSupported, op, v)
+			}
+			return fmt.Errorf("%w: io_uring opcode %s", ErrNotSupported, op)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,429 @@
+package uring
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a Ring. The zero value of every field but Entries means
+// "kernel default / off".
+type Options struct {
+	// Entries is the SQ size; rounded up to a power of two by the kernel.
+	Entries uint32
+	// CQEntries is the CQ size; 0 means twice Entries.
+	CQEntries uint32
+	// SQPoll starts a kernel thread that polls the SQ; it sleeps after
+	// SQThreadIdle without work.
+	SQPoll       bool
+	SQThreadIdle time.Duration
+	// SingleIssuer promises that one thread submits (needed by DeferTaskrun).
+	SingleIssuer bool
+	// DeferTaskrun runs completion work only when the owner waits (6.1+).
+	DeferTaskrun bool
+	// CoopTaskrun avoids interrupting the owner to run completion work (5.19+).
+	CoopTaskrun bool
+	// SQE128 doubles SQEs to 128 bytes (an 80-byte URING_CMD area, as ublk's
+	// control commands need).
+	SQE128 bool
+	// CQE32 doubles CQEs to 32 bytes.
+	CQE32 bool
+}
+
+// CQE is a completion. Big holds the extra 16 bytes of a CQE32 ring.
+type CQE struct {
+	UserData uint64
+	Res      int32
+	Flags    uint32
+	Big      [2]uint64
+}
+
+// Ring is an io_uring instance. A Ring is owned by one goroutine at a time:
+// NextSQE, Submit*, Wait* and Drain must not be called concurrently (checked:
+// concurrent entry panics). Use one Ring per goroutine; rings are cheap.
+// Handing a Ring to another goroutine is fine with a happens-before edge
+// (a channel send or a mutex), as for any non-thread-safe value.
+type Ring struct {
+	fd       int
+	flags    uint32
+	features uint32
+	sqeSize  uintptr
+	cqeSize  uintptr
+
+	ringMem []byte // SQ and CQ rings (one mapping with FEAT_SINGLE_MMAP)
+	cqMem   []byte // separate CQ mapping on old kernels, else nil
+	sqeMem  []byte
+
+	sqHead    *uint32
+	sqTail    *uint32
+	sqFlags   *uint32
+	sqMask    uint32
+	sqEntries uint32
+	sqes      unsafe.Pointer
+	sqeTail   uint32 // local tail: SQEs handed out, not yet published
+
+	cqHead    *uint32
+	cqTail    *uint32
+	cqMask    uint32
+	cqEntries uint32
+	cqes      unsafe.Pointer
+
+	// backlog holds CQEs pulled off the ring to make room when the kernel
+	// refuses to take more SQEs (EBUSY on a full CQ); Drain returns them
+	// first. It only grows in that rare case.
+	backlog []CQE
+
+	// waitTS and waitArg live in the Ring (the Go heap, which does not move)
+	// because the kernel reads waitTS through an address stored as an integer.
+	waitTS  unix.Timespec
+	waitArg getEventsArg
+
+	busy   atomic.Int32
+	closed bool
+}
+
+// New sets up a ring.
+func New(opts Options) (*Ring, error) {
+	if opts.Entries == 0 || opts.Entries > 32768 {
+		return nil, fmt.Errorf("uring: entries %d: want 1..32768", opts.Entries)
+	}
+	var p params
+	if opts.CQEntries != 0 {
+		if opts.CQEntries < opts.Entries {
+			return nil, fmt.Errorf("uring: CQ entries %d smaller than SQ entries %d", opts.CQEntries, opts.Entries)
+		}
+		p.flags |= setupCQSize
+		p.cqEntries = opts.CQEntries
+	}
+	if opts.SQPoll {
+		p.flags |= setupSQPoll
+		p.sqThreadIdle = uint32(opts.SQThreadIdle / time.Millisecond)
+	}
+	if opts.SingleIssuer {
+		p.flags |= setupSingleIssuer
+	}
+	if opts.DeferTaskrun {
+		if !opts.SingleIssuer {
+			return nil, fmt.Errorf("uring: DeferTaskrun needs SingleIssuer")
+		}
+		p.flags |= setupDeferTaskrun
+	}
+	if opts.CoopTaskrun {
+		p.flags |= setupCoopTaskrun
+	}
+	if opts.SQE128 {
+		p.flags |= setupSQE128
+	}
+	if opts.CQE32 {
+		p.flags |= setupCQE32
+	}
+	fd, _, errno := unix.Syscall(sysSetup, uintptr(opts.Entries), uintptr(unsafe.Pointer(&p)), 0)
+	if errno != 0 {
+		return nil, setupError(errno)
+	}
+	r := &Ring{fd: int(fd), flags: p.flags, features: p.features, sqeSize: 64, cqeSize: 16}
+	if opts.SQE128 {
+		r.sqeSize = 128
+	}
+	if opts.CQE32 {
+		r.cqeSize = 32
+	}
+	if err := r.mmap(&p); err != nil {
+		unix.Close(r.fd)
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Ring) mmap(p *params) error {
+	sqSize := uintptr(p.sqOff.array) + uintptr(p.sqEntries)*4
+	cqSize := uintptr(p.cqOff.cqes) + uintptr(p.cqEntries)*r.cqeSize
+	single := p.features&featSingleMmap != 0
+	if single && cqSize > sqSize {
+		sqSize = cqSize
+	}
+	var err error
+	r.ringMem, err = unix.Mmap(r.fd, offSQRing, int(sqSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("uring: mmap SQ ring: %w", err)
+	}
+	cqBase := unsafe.Pointer(&r.ringMem[0])
+	if !single {
+		r.cqMem, err = unix.Mmap(r.fd, offCQRing, int(cqSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+		if err != nil {
+			r.unmap()
+			return fmt.Errorf("uring: mmap CQ ring: %w", err)
+		}
+		cqBase = unsafe.Pointer(&r.cqMem[0])
+	}
+	r.sqeMem, err = unix.Mmap(r.fd, offSQEs, int(uintptr(p.sqEntries)*r.sqeSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		r.unmap()
+		return fmt.Errorf("uring: mmap SQEs: %w", err)
+	}
+	sqBase := unsafe.Pointer(&r.ringMem[0])
+	r.sqHead = (*uint32)(unsafe.Add(sqBase, p.sqOff.head))
+	r.sqTail = (*uint32)(unsafe.Add(sqBase, p.sqOff.tail))
+	r.sqFlags = (*uint32)(unsafe.Add(sqBase, p.sqOff.flags))
+	r.sqMask = *(*uint32)(unsafe.Add(sqBase, p.sqOff.ringMask))
+	r.sqEntries = *(*uint32)(unsafe.Add(sqBase, p.sqOff.ringEntries))
+	r.sqes = unsafe.Pointer(&r.sqeMem[0])
+	// The SQ index array maps ring slots to SQEs; we use the identity map,
+	// so publishing an SQE is only a tail update.
+	array := unsafe.Slice((*uint32)(unsafe.Add(sqBase, p.sqOff.array)), r.sqEntries)
+	for i := range array {
+		array[i] = uint32(i)
+	}
+	r.sqeTail = atomic.LoadUint32(r.sqTail)
+	r.cqHead = (*uint32)(unsafe.Add(cqBase, p.cqOff.head))
+	r.cqTail = (*uint32)(unsafe.Add(cqBase, p.cqOff.tail))
+	r.cqMask = *(*uint32)(unsafe.Add(cqBase, p.cqOff.ringMask))
+	r.cqEntries = *(*uint32)(unsafe.Add(cqBase, p.cqOff.ringEntries))
+	r.cqes = unsafe.Add(cqBase, p.cqOff.cqes)
+	return nil
+}
+
+func (r *Ring) unmap() {
+	for _, m := range [][]byte{r.sqeMem, r.cqMem, r.ringMem} {
+		if m != nil {
+			unix.Munmap(m)
+		}
+	}
+	r.sqeMem, r.cqMem, r.ringMem = nil, nil, nil
+}
+
+// Close unmaps the rings and closes the ring fd. The kernel cancels whatever
+// is still in flight; the memory those operations named must stay mapped
+// until Close returns.
+func (r *Ring) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.unmap()
+	return unix.Close(r.fd)
+}
+
+// Fd is the ring's file descriptor (for MSG_RING targets and registration).
+func (r *Ring) Fd() int { return r.fd }
+
+// SQEntries and CQEntries are the sizes the kernel chose.
+func (r *Ring) SQEntries() uint32 { return r.sqEntries }
+func (r *Ring) CQEntries() uint32 { return r.cqEntries }
+
+// Features is the IORING_FEAT_* mask the kernel reported.
+func (r *Ring) Features() uint32 { return r.features }
+
+func (r *Ring) enterOwner() {
+	if !r.busy.CompareAndSwap(0, 1) {
+		panic("uring: Ring used by two goroutines at once (a Ring has one owner; use one Ring per goroutine)")
+	}
+}
+
+func (r *Ring) leaveOwner() { r.busy.Store(0) }
+
+// NextSQE returns a zeroed SQE to fill, submitting what is queued when the SQ
+// is full (the one place a full SQ is handled).
+func (r *Ring) NextSQE() (*SQE, error) {
+	if r.closed {
+		return nil, ErrClosed
+	}
+	head := atomic.LoadUint32(r.sqHead)
+	if r.sqeTail-head >= r.sqEntries {
+		if _, err := r.submit(0, 0); err != nil {
+			return nil, err
+		}
+		head = atomic.LoadUint32(r.sqHead)
+		if r.sqeTail-head >= r.sqEntries {
+			return nil, ErrSQFull
+		}
+	}
+	s := (*SQE)(unsafe.Add(r.sqes, uintptr(r.sqeTail&r.sqMask)*r.sqeSize))
+	*s = SQE{}
+	if r.sqeSize == 128 {
+		*(*[64]byte)(unsafe.Add(unsafe.Pointer(s), 64)) = [64]byte{}
+	}
+	r.sqeTail++
+	return s, nil
+}
+
+// CmdArea returns the URING_CMD payload of s: 16 bytes, or 80 on an SQE128
+// ring. s must come from this ring's NextSQE.
+func (r *Ring) CmdArea(s *SQE) []byte {
+	n := 16
+	if r.sqeSize == 128 {
+		n = 80
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s.sqe.addr3)), n)
+}
+
+// Pending is the number of SQEs prepared but not yet submitted.
+func (r *Ring) Pending() uint32 { return r.sqeTail - atomic.LoadUint32(r.sqTail) }
+
+// Submit hands prepared SQEs to the kernel and returns how many it took.
+func (r *Ring) Submit() (int, error) { return r.submit(0, 0) }
+
+// SubmitAndWait submits and waits until at least n completions are ready.
+func (r *Ring) SubmitAndWait(n uint32) (int, error) { return r.submit(n, 0) }
+
+// WaitTimeout submits and waits for n completions or until d passes
+// (ErrTimeout). It needs IORING_FEAT_EXT_ARG (5.11).
+func (r *Ring) WaitTimeout(n uint32, d time.Duration) (int, error) {
+	if r.features&featExtArg == 0 {
+		return 0, fmt.Errorf("%w: wait with timeout needs IORING_FEAT_EXT_ARG (Linux 5.11)", ErrNotSupported)
+	}
+	if d <= 0 {
+		d = 1
+	}
+	return r.submit(n, d)
+}
+
+// submit is the single entry into io_uring_enter: it publishes the local SQ
+// tail, retries on EINTR, flushes the kernel's overflow list when the CQ
+// overflowed, and makes room in the CQ (into backlog) when the kernel refuses
+// new SQEs with EBUSY.
+func (r *Ring) submit(waitNr uint32, timeout time.Duration) (int, error) {
+	if r.closed {
+		return 0, ErrClosed
+	}
+	r.enterOwner()
+	defer r.leaveOwner()
+	return r.enter(waitNr, timeout)
+}
+
+func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
+	atomic.StoreUint32(r.sqTail, r.sqeTail)
+	sqPoll := r.flags&setupSQPoll != 0
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	submitted := 0
+	for {
+		toSubmit := r.sqeTail - atomic.LoadUint32(r.sqHead)
+		var flags uint32
+		if sqPoll {
+			// The poll thread consumes the SQ; enter only to wake it or wait.
+			if toSubmit > 0 && atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
+				flags |= enterSQWakeup
+			}
+			submitted += int(toSubmit)
+			toSubmit = 0
+		}
+		// The kernel counts min_complete against CQEs in the ring only, and
+		// cannot post more than the ring holds: wait for what is still
+		// missing beyond the backlog, and empty a full ring into the backlog.
+		var kernelWait uint32
+		if waitNr > 0 && r.cqReady() < waitNr {
+			if atomic.LoadUint32(r.cqTail)-*r.cqHead >= r.cqEntries {
+				r.moveToBacklog()
+			}
+			kernelWait = min(waitNr-uint32(len(r.backlog)), r.cqEntries)
+			flags |= enterGetEvents
+		}
+		if r.needsGetEvents() {
+			flags |= enterGetEvents
+		}
+		if toSubmit == 0 && flags == 0 {
+			return submitted, nil
+		}
+		var arg unsafe.Pointer
+		var argSize uintptr
+		if timeout > 0 && kernelWait > 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return submitted, ErrTimeout
+			}
+			r.waitTS = unix.NsecToTimespec(int64(left))
+			r.waitArg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.waitTS)))}
+			arg = unsafe.Pointer(&r.waitArg)
+			argSize = unsafe.Sizeof(r.waitArg)
+			flags |= enterExtArg
+		}
+		n, _, errno := unix.Syscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), uintptr(kernelWait), uintptr(flags), uintptr(arg), argSize)
+		switch errno {
+		case 0:
+			// When it submitted something, the kernel reports a wait cut
+			// short by a signal (Go preempts with SIGURG) as success; the
+			// loop resumes the wait until enough completions are ready.
+			submitted += int(n)
+			if waitNr == 0 || r.cqReady() >= waitNr {
+				if r.sqeTail == atomic.LoadUint32(r.sqHead) || sqPoll || n == 0 {
+					return submitted, nil
+				}
+			}
+		case unix.EINTR:
+			// Resume: SQEs the kernel already took are gone from the SQ.
+		case unix.ETIME:
+			return submitted, ErrTimeout
+		case unix.EBUSY, unix.EAGAIN:
+			// The CQ is full (or its overflow list is): move completions to
+			// the backlog so the kernel can post more, then retry.
+			if r.moveToBacklog() == 0 && !r.needsGetEvents() {
+				return submitted, fmt.Errorf("uring: io_uring_enter: %w", errno)
+			}
+		default:
+			return submitted, fmt.Errorf("uring: io_uring_enter: %w", errno)
+		}
+	}
+}
+
+func (r *Ring) needsGetEvents() bool {
+	f := atomic.LoadUint32(r.sqFlags)
+	return f&(sqCQOverflow|sqTaskrun) != 0
+}
+
+func (r *Ring) cqReady() uint32 {
+	return atomic.LoadUint32(r.cqTail) - *r.cqHead + uint32(len(r.backlog))
+}
+
+func (r *Ring) moveToBacklog() int {
+	head := *r.cqHead
+	tail := atomic.LoadUint32(r.cqTail)
+	for i := head; i != tail; i++ {
+		r.backlog = append(r.backlog, r.cqeAt(i))
+	}
+	atomic.StoreUint32(r.cqHead, tail)
+	return int(tail - head)
+}
+
+func (r *Ring) cqeAt(i uint32) CQE {
+	p := unsafe.Add(r.cqes, uintptr(i&r.cqMask)*r.cqeSize)
+	k := (*cqe)(p)
+	c := CQE{UserData: k.userData, Res: k.res, Flags: k.flags}
+	if r.cqeSize == 32 {
+		c.Big = *(*[2]uint64)(unsafe.Add(p, 16))
+	}
+	return c
+}
+
+// Drain copies up to len(out) ready completions into out and returns how
+// many; it never blocks. Completions the kernel holds back after a CQ
+// overflow, or deferred task work, are flushed into the ring first.
+func (r *Ring) Drain(out []CQE) int {
+	if r.closed {
+		return 0
+	}
+	r.enterOwner()
+	defer r.leaveOwner()
+	n := 0
+	if len(r.backlog) > 0 {
+		n = copy(out, r.backlog)
+		r.backlog = r.backlog[:copy(r.backlog, r.backlog[n:])]
+	}
+	head := *r.cqHead
+	tail := atomic.LoadUint32(r.cqTail)
+	if head == tail && n < len(out) && r.needsGetEvents() {
+		r.enter(0, 0) //nolint:errcheck // a flush; errors surface on the next submit
+		tail = atomic.LoadUint32(r.cqTail)
+	}
+	for ; n < len(out) && head != tail; head++ {
+		out[n] = r.cqeAt(head)
+		n++
+	}
+	atomic.StoreUint32(r.cqHead, head)
+	return n
+}
