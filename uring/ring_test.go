@@ -491,4 +491,3 @@ func TestNoAllocOnHotPath(t *testing.T) {
 		t.Fatalf("%.1f allocations per timed wait", allocs)
 	}
 }
-

@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/snapring/snapring/uring"
+)
+
+type chunkState uint8
+
+// Chunk states: new → loading → in memory ↔ storing → stored; failed.
+// Loading is a chunk being read into a buffer (from the original, or from
+// the difference storage for an image write); storing is a buffer being
+// written to the difference storage.
+const (
+	stateNew chunkState = iota
+	stateLoading
+	stateInMemory
+	stateStoring
+	stateStored
+	stateFailed
+)
+
+const (
+	flagWaiters = 1 << 0 // requests are parked on this chunk
+	flagDirty   = 1 << 1 // an image write changed the buffer while storing
+)
+
+// chunk is 16 bytes, so a never-touched chunk costs 16 bytes: a 1 TiB
+// device with 256 KiB chunks needs 64 MiB.
+type chunk struct {
+	mu      sync.Mutex
+	state   chunkState
+	flags   uint8
+	readers uint16 // image reads in flight on the original's copy
+	data    uint32 // buffer index (loading, in memory, storing) or stored region in 4 KiB units
+}
+
+const (
+	storageUnit = 4096
+	waitBuckets = 64
+	maxReaders  = 1<<16 - 1
+	maxSegments = 1 << 12
+)
+
+// diffArea is one device's share of a snapshot: chunk map, buffers, waiters.
+type diffArea struct {
+	snap       *Snapshot
+	dev        *Device
+	chunkShift uint
+	chunkSize  int64
+	nChunks    int64
+	chunks     []chunk
+	cow        atomic.Bool
+	corrupted  atomic.Pointer[error]
+
+	bufArena *uring.Arena
+	pool     struct {
+		sync.Mutex
+		free     []uint32
+		retained int // free buffers whose memory is kept
+		waiters  []*Request
+	}
+	buckets [waitBuckets]struct {
+		sync.Mutex
+		head *Request
+	}
+
+	// Counters for Stats.
+	copied   atomic.Int64
+	stored   atomic.Int64
+	inMemory atomic.Int64
+	failed   atomic.Int64
+}
+
+func newDiffArea(s *Snapshot, d *Device, opts *Options) (*diffArea, error) {
+	shift, err := opts.ChunkShift(d.size, d.minIO)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", d.path, err)
+	}
+	a := &diffArea{snap: s, dev: d, chunkShift: shift, chunkSize: 1 << shift}
+	a.nChunks = (d.size + a.chunkSize - 1) >> shift
+	a.chunks = make([]chunk, a.nChunks)
+	a.bufArena, err = uring.NewArena(opts.ChunkMaximumInQueue * int(a.chunkSize))
+	if err != nil {
+		return nil, err
+	}
+	a.pool.free = make([]uint32, 0, opts.ChunkMaximumInQueue)
+	for i := opts.ChunkMaximumInQueue - 1; i >= 0; i-- {
+		a.pool.free = append(a.pool.free, uint32(i))
+	}
+	a.pool.retained = opts.ChunkMaximumInQueue
+	a.pool.waiters = make([]*Request, 0, 64)
+	return a, nil
+}
+
+// chunkLen is the length of chunk n (the last one is shorter).
+func (a *diffArea) chunkLen(n int64) int64 {
+	return min(a.chunkSize, a.dev.size-n<<a.chunkShift)
+}
+
+func (a *diffArea) buffer(idx uint32, n int64) []byte {
+	return a.bufArena.Slice(int(idx)*int(a.chunkSize), int(a.chunkLen(n)))
+}
+
+func (a *diffArea) err() error {
+	if p := a.corrupted.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// corrupt marks the device's image invalid and raises the event once.
+func (a *diffArea) corrupt(cause error) {
+	err := fmt.Errorf("%w: device %s: %w", ErrCorrupted, a.dev.path, cause)
+	if a.corrupted.CompareAndSwap(nil, &err) {
+		a.snap.events.raise(Event{Kind: EventCorrupted, Device: a.dev.path, Err: cause})
+	}
+}
+
+// getBuffer takes a free chunk buffer, or parks r until one is released
+// (the in-memory budget, chunk_maximum_in_queue, is exhausted). Called with
+// the chunk's lock held; lock order is chunk, then pool.
+func (a *diffArea) getBuffer(r *Request) (uint32, bool) {
+	a.pool.Lock()
+	defer a.pool.Unlock()
+	if n := len(a.pool.free); n > 0 {
+		idx := a.pool.free[n-1]
+		a.pool.free = a.pool.free[:n-1]
+		a.inMemory.Add(1)
+		return idx, true
+	}
+	r.parked = true
+	a.pool.waiters = append(a.pool.waiters, r)
+	return 0, false
+}
+
+// putBuffer returns a buffer and wakes the requests waiting for one. Beyond
+// free_diff_buffer_pool_size free buffers, memory goes back to the kernel.
+func (a *diffArea) putBuffer(idx uint32, from *Queue) {
+	a.pool.Lock()
+	a.pool.free = append(a.pool.free, idx)
+	a.inMemory.Add(-1)
+	if a.pool.retained > a.snap.opts.FreeDiffBufferPoolSize {
+		b := a.bufArena.Slice(int(idx)*int(a.chunkSize), int(a.chunkSize))
+		unix.Madvise(b, unix.MADV_DONTNEED) //nolint:errcheck // advisory
+	}
+	waiters := a.pool.waiters
+	a.pool.waiters = a.pool.waiters[len(waiters):]
+	if len(a.pool.waiters) == 0 {
+		a.pool.waiters = waiters[:0]
+	}
+	a.pool.Unlock()
+	for _, r := range waiters {
+		r.q.wake(r, from)
+	}
+}
+
+// park puts r on chunk n's wait list; called with the chunk's lock held.
+func (a *diffArea) park(r *Request, n int64, c *chunk) {
+	c.flags |= flagWaiters
+	r.parked = true
+	r.waitChunk = n
+	b := &a.buckets[n%waitBuckets]
+	b.Lock()
+	r.waitNext = b.head
+	b.head = r
+	b.Unlock()
+}
+
+// unpark removes the requests parked on chunk n; called with its lock held.
+// The caller wakes them after dropping the lock.
+func (a *diffArea) unpark(n int64, c *chunk) *Request {
+	if c.flags&flagWaiters == 0 {
+		return nil
+	}
+	c.flags &^= flagWaiters
+	b := &a.buckets[n%waitBuckets]
+	b.Lock()
+	defer b.Unlock()
+	var woken *Request
+	for p := &b.head; *p != nil; {
+		r := *p
+		if r.waitChunk == n {
+			*p = r.waitNext
+			r.waitNext = woken
+			woken = r
+		} else {
+			p = &r.waitNext
+		}
+	}
+	return woken
+}
+
+func wakeList(r *Request, from *Queue) {
+	for r != nil {
+		next := r.waitNext
+		r.waitNext = nil
+		r.q.wake(r, from)
+		r = next
+	}
+}
+
+// wakeAll releases every parked request of the area (used by Destroy).
+func (a *diffArea) wakeAll() {
+	for i := range a.buckets {
+		b := &a.buckets[i]
+		b.Lock()
+		r := b.head
+		b.head = nil
+		b.Unlock()
+		wakeList(r, nil)
+	}
+	a.pool.Lock()
+	waiters := a.pool.waiters
+	a.pool.waiters = nil
+	a.pool.Unlock()
+	for _, r := range waiters {
+		r.q.wake(r, nil)
+	}
+}

@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// newOrigin makes a file of size bytes filled from seed.
+func newOrigin(t testing.TB, dir string, size int64, seed int64) (*Device, []byte) {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	data := make([]byte, size)
+	rand.New(rand.NewSource(seed)).Read(data)
+	path := filepath.Join(dir, "origin-"+time.Now().Format("150405.000000000"))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDevice(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, data
+}
+
+func smallOpts() Options {
+	return Options{ChunkMinimumShift: 16, ChunkMaximumInQueue: 4, DiffStorageMinimum: 1 << 20}
+}
+
+func newSnap(t testing.TB, devs []*Device, limit int64, opts Options) *Snapshot {
+	t.Helper()
+	s, err := NewSnapshot(devs, StorageConfig{Path: t.TempDir(), Limit: limit}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Destroy(); <-s.Done() })
+	return s
+}
+
+func TestBasicCOW(t *testing.T) {
+	d, orig := newOrigin(t, "", 4<<20, 1)
+	s := newSnap(t, []*Device{d}, 64<<20, smallOpts())
+	if err := s.Take(); err != nil {
+		t.Fatal(err)
+	}
+	img := s.Image(d)
+	// Overwrite the origin across a chunk boundary (chunks are 64 KiB).
+	w := bytes.Repeat([]byte{0xEE}, 8192)
+	if _, err := d.WriteAt(w, 65536-4096); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4<<20)
+	if _, err := img.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, orig) {
+		t.Fatal("image differs from the origin as of take")
+	}
+	now := make([]byte, 8192)
+	d.ReadAt(now, 65536-4096)
+	if !bytes.Equal(now, w) {
+		t.Fatal("origin lost the write")
+	}
+	// Image write lands in the image only.
+	iw := bytes.Repeat([]byte{0x11}, 4096)
+	if _, err := img.WriteAt(iw, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	img.ReadAt(now[:4096], 1<<20)
+	if !bytes.Equal(now[:4096], iw) {
+		t.Fatal("image write not visible in the image")
+	}
+	d.ReadAt(now[:4096], 1<<20)
+	if !bytes.Equal(now[:4096], orig[1<<20:1<<20+4096]) {
+		t.Fatal("image write reached the origin")
+	}
+	// Let the store workers store everything, then read again from the diff storage.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().ChunksInMemory > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st := s.Stats()
+	if st.ChunksStored < 3 || st.ChunksCopied != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	img.ReadAt(got, 0)
+	copy(orig[1<<20:], iw)
+	if !bytes.Equal(got, orig) {
+		t.Fatal("image differs after storing")
+	}
+	if err := s.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := img.ReadAt(got[:512], 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after destroy: %v", err)
+	}
+}

@@ -1,0 +1,400 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/snapring/snapring/uring"
+)
+
+// Snapshot covers one or more original devices with one shared difference
+// storage. Create it with NewSnapshot, switch copy-on-write on with Take,
+// read and write the images, and Destroy it.
+type Snapshot struct {
+	opts    Options
+	areas   []*diffArea
+	storage *diffStorage
+	events  *eventQueue
+	faults  *FaultPlan
+
+	storeQ  chan storeItem
+	quit    chan struct{}
+	workers sync.WaitGroup
+
+	mu        sync.Mutex
+	taken     bool
+	destroyed atomic.Bool
+	refs      atomic.Int64 // 1 for the snapshot itself + requests in flight on it
+	finalErr  error
+	finalOnce sync.Once
+	finalDone chan struct{}
+}
+
+type storeItem struct {
+	area  *diffArea
+	chunk int64
+}
+
+// Image is one device's snapshot image: a block device as of Take, plus
+// the writes made to the image itself.
+type Image struct{ area *diffArea }
+
+// Size is the image's size in bytes (the original's).
+func (img *Image) Size() int64 { return img.area.dev.size }
+
+// Device is the original device this image is a snapshot of.
+func (img *Image) Device() *Device { return img.area.dev }
+
+// ChunkSize is the device's chunk size in bytes.
+func (img *Image) ChunkSize() int64 { return img.area.chunkSize }
+
+// NewSnapshot prepares a snapshot of devs over the difference storage
+// described by storage. Copy-on-write starts only at Take.
+func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if len(devs) == 0 {
+		return nil, fmt.Errorf("%w: a snapshot needs at least one device", ErrInvalid)
+	}
+	s := &Snapshot{opts: opts, events: newEventQueue(opts.EventQueueSize), faults: opts.Faults,
+		quit: make(chan struct{}), finalDone: make(chan struct{})}
+	var ids []fileID
+	seen := map[fileID]bool{}
+	for _, d := range devs {
+		if d == nil || d.closed.Load() {
+			return nil, fmt.Errorf("%w: a device is nil or closed", ErrInvalid)
+		}
+		if seen[d.id] {
+			return nil, fmt.Errorf("%w: device %s given twice", ErrInvalid, d.path)
+		}
+		seen[d.id] = true
+		ids = append(ids, d.id)
+	}
+	var err error
+	if s.storage, err = newDiffStorage(storage, opts.DiffStorageMinimum, s.events, ids); err != nil {
+		return nil, err
+	}
+	total := 0
+	for _, d := range devs {
+		a, err := newDiffArea(s, d, &opts)
+		if err != nil {
+			s.closeAreas()
+			s.storage.close()
+			return nil, err
+		}
+		s.areas = append(s.areas, a)
+		total += opts.ChunkMaximumInQueue
+	}
+	for i, a := range s.areas {
+		if !a.dev.area.CompareAndSwap(nil, a) {
+			for _, b := range s.areas[:i] {
+				b.dev.area.Store(nil)
+			}
+			s.closeAreas()
+			s.storage.close()
+			return nil, fmt.Errorf("%w: device %s already has a snapshot", ErrInvalid, a.dev.path)
+		}
+		a.dev.acquire()
+	}
+	s.refs.Store(1)
+	// Every in-memory chunk holds a buffer, so the queue never fills.
+	s.storeQ = make(chan storeItem, total+1)
+	for i := 0; i < opts.StoreWorkers; i++ {
+		ring, err := uring.New(uring.Options{Entries: 4})
+		if err != nil {
+			close(s.quit)
+			s.workers.Wait()
+			s.Destroy()
+			return nil, err
+		}
+		s.workers.Add(1)
+		go s.storeWorker(ring)
+	}
+	return s, nil
+}
+
+func (s *Snapshot) closeAreas() {
+	for _, a := range s.areas {
+		a.bufArena.Close()
+	}
+}
+
+// Image returns the image of dev, or nil if dev is not in the snapshot.
+func (s *Snapshot) Image(dev *Device) *Image {
+	for _, a := range s.areas {
+		if a.dev == dev {
+			return &Image{area: a}
+		}
+	}
+	return nil
+}
+
+// Events delivers low-free-space, no-space, overflow and corrupted events.
+// The queue is bounded; events that find it full are counted in
+// DroppedEvents.
+func (s *Snapshot) Events() <-chan Event { return s.events.ch }
+
+// DroppedEvents counts events lost because the consumer fell behind.
+func (s *Snapshot) DroppedEvents() int64 { return s.events.dropped.Load() }
+
+// Take switches copy-on-write on for every device at one instant. It is a
+// barrier over origin writes: writes acknowledged before Take are in the
+// images; writes submitted after it are not; writes in flight during Take
+// finish before copy-on-write starts (wholly in), while writes arriving
+// during Take wait for it (wholly out).
+func (s *Snapshot) Take() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.destroyed.Load() {
+		return ErrClosed
+	}
+	if s.taken {
+		return fmt.Errorf("%w: snapshot already taken", ErrInvalid)
+	}
+	for _, a := range s.areas {
+		a.dev.barrier.Store(true)
+	}
+	for _, a := range s.areas {
+		for a.dev.inflight.Load() != 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	for _, a := range s.areas {
+		a.cow.Store(true)
+	}
+	s.taken = true
+	for _, a := range s.areas {
+		a.dev.takeMu.Lock()
+		a.dev.barrier.Store(false)
+		waiters := a.dev.takeWait
+		a.dev.takeWait = nil
+		a.dev.takeMu.Unlock()
+		for _, r := range waiters {
+			r.q.wake(r, nil)
+		}
+	}
+	return nil
+}
+
+// AppendStorage adds a file, or a range of a block device (off and length
+// in bytes, multiples of 4096; length 0 for the rest of the device), to the
+// difference storage while the snapshot lives (blksnap v1–v5's append),
+// clearing the low-space condition.
+func (s *Snapshot) AppendStorage(path string, off, length int64) error {
+	if s.destroyed.Load() {
+		return ErrClosed
+	}
+	return s.storage.add(path, off, length, false)
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	ChunksCopied, ChunksStored, ChunksInMemory, ChunksFailed int64
+	DiffUsedBytes, DiffCapacityBytes, DiffLimitBytes         int64
+	EventsDropped                                            int64
+	Corrupted                                                bool
+}
+
+// Stats sums the counters over the snapshot's devices.
+func (s *Snapshot) Stats() Stats {
+	var st Stats
+	for _, a := range s.areas {
+		st.ChunksCopied += a.copied.Load()
+		st.ChunksStored += a.stored.Load()
+		st.ChunksInMemory += a.inMemory.Load()
+		st.ChunksFailed += a.failed.Load()
+		st.Corrupted = st.Corrupted || a.err() != nil
+	}
+	st.DiffUsedBytes, st.DiffCapacityBytes, st.DiffLimitBytes = s.storage.stats()
+	st.EventsDropped = s.events.dropped.Load()
+	return st
+}
+
+// Destroy ends the snapshot: origin writes stop copying, parked image
+// requests fail with ErrClosed (parked origin writes go on to the
+// original), new image I/O fails with ErrClosed, and the store workers
+// stop. The difference storage is closed once the last request in flight
+// on the snapshot completes (queue owners keep polling); Done says when.
+func (s *Snapshot) Destroy() error {
+	if s.destroyed.Swap(true) {
+		return nil
+	}
+	s.mu.Lock()
+	for _, a := range s.areas {
+		a.dev.area.CompareAndSwap(a, nil)
+	}
+	s.mu.Unlock()
+	close(s.quit)
+	s.workers.Wait()
+	for _, a := range s.areas {
+		a.wakeAll()
+		a.dev.takeMu.Lock()
+		waiters := a.dev.takeWait
+		a.dev.takeWait = nil
+		a.dev.barrier.Store(false)
+		a.dev.takeMu.Unlock()
+		for _, r := range waiters {
+			r.q.wake(r, nil)
+		}
+	}
+	s.release()
+	return nil
+}
+
+// Done is closed when a destroyed snapshot has released everything: the
+// last request in flight on it completed and its storage is closed.
+func (s *Snapshot) Done() <-chan struct{} { return s.finalDone }
+
+// Err is the error from closing the difference storage, once Done.
+func (s *Snapshot) Err() error {
+	select {
+	case <-s.finalDone:
+		return s.finalErr
+	default:
+		return nil
+	}
+}
+
+func (s *Snapshot) acquire() bool {
+	if s.destroyed.Load() {
+		return false
+	}
+	s.refs.Add(1)
+	if s.destroyed.Load() {
+		s.release()
+		return false
+	}
+	return true
+}
+
+func (s *Snapshot) release() {
+	if s.refs.Add(-1) == 0 {
+		s.finalOnce.Do(s.finalize)
+	}
+}
+
+func (s *Snapshot) finalize() {
+	s.closeAreas()
+	err := s.storage.close()
+	for _, a := range s.areas {
+		if e := a.dev.release(); e != nil && err == nil {
+			err = e
+		}
+	}
+	s.finalErr = err
+	close(s.finalDone)
+}
+
+// enqueueStore hands an in-memory chunk to the store workers. The channel
+// has room for every buffer, so this never blocks.
+func (s *Snapshot) enqueueStore(a *diffArea, n int64) {
+	select {
+	case s.storeQ <- storeItem{a, n}:
+	default:
+		panic("engine: store queue overflow: more in-memory chunks than buffers")
+	}
+}
+
+// storeWorker writes in-memory chunks to the difference storage through
+// its own ring, one at a time.
+func (s *Snapshot) storeWorker(ring *uring.Ring) {
+	defer s.workers.Done()
+	defer ring.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cqes [1]uring.CQE
+	for {
+		var it storeItem
+		select {
+		case <-s.quit:
+			return
+		case it = <-s.storeQ:
+		}
+		s.store(ring, cqes[:], it.area, it.chunk)
+	}
+}
+
+func (s *Snapshot) store(ring *uring.Ring, cqes []uring.CQE, a *diffArea, n int64) {
+	c := &a.chunks[n]
+	c.mu.Lock()
+	if c.state != stateInMemory {
+		c.mu.Unlock()
+		return
+	}
+	c.state = stateStoring
+	c.flags &^= flagDirty
+	idx := c.data
+	c.mu.Unlock()
+
+	size := a.chunkLen(n)
+	allocSize := (size + storageUnit - 1) / storageUnit * storageUnit
+	logical, err := s.storage.alloc(allocSize)
+	if err == nil {
+		err = s.writeRegion(ring, cqes, a, logical, a.buffer(idx, n))
+	} else if errors.Is(err, errNoSpace) {
+		s.events.raise(Event{Kind: EventOverflow, Device: a.dev.path, RequestedBytes: allocSize})
+	}
+
+	c.mu.Lock()
+	var woken *Request
+	switch {
+	case err != nil:
+		c.state = stateFailed
+		a.failed.Add(1)
+		woken = a.unpark(n, c)
+	case c.flags&flagDirty != 0:
+		// The image changed the buffer while it was written: store again.
+		c.state = stateInMemory
+		c.mu.Unlock()
+		s.enqueueStore(a, n)
+		return
+	default:
+		c.state = stateStored
+		c.data = uint32(logical / storageUnit)
+		a.stored.Add(1)
+		woken = a.unpark(n, c)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		a.corrupt(err)
+	}
+	a.putBuffer(idx, nil)
+	wakeList(woken, nil)
+}
+
+func (s *Snapshot) writeRegion(ring *uring.Ring, cqes []uring.CQE, a *diffArea, logical int64, buf []byte) error {
+	reg := s.storage.locate(logical)
+	want := len(buf)
+	if f, ok := s.faults.match(faultDiffStorage, nil, true, reg.off, int64(len(buf))); ok {
+		if f.Errno != 0 {
+			return fmt.Errorf("engine: store chunk to difference storage at %d: %w", reg.off, f.Errno)
+		}
+		buf = buf[:len(buf)/2]
+	}
+	sqe, err := ring.NextSQE()
+	if err != nil {
+		return err
+	}
+	sqe.PrepWrite(reg.fd, buf, uint64(reg.off))
+	if _, err := ring.SubmitAndWait(1); err != nil {
+		return err
+	}
+	for ring.Drain(cqes) == 0 {
+		if _, err := ring.SubmitAndWait(1); err != nil {
+			return err
+		}
+	}
+	if err := uring.ResultError(uring.OpWrite, cqes[0].Res); err != nil {
+		return fmt.Errorf("engine: store chunk to difference storage at %d: %w", reg.off, err)
+	}
+	if int(cqes[0].Res) != want {
+		return fmt.Errorf("%w: store chunk to difference storage: wrote %d of %d bytes", ErrShortIO, cqes[0].Res, want)
+	}
+	return nil
+}

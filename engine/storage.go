@@ -1,0 +1,293 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// StorageConfig names the difference storage shared by a snapshot's devices.
+type StorageConfig struct {
+	// Path is a regular file (created if missing, used from offset 0), a
+	// directory (an O_TMPFILE is made there, gone on close) or a block
+	// device (opened exclusively; its size is the limit).
+	Path string
+	// Limit is the most the storage may grow to. Required for files and
+	// directories; for a block device 0 means its whole size.
+	Limit int64
+}
+
+// extent is one piece of the difference storage's address space: the file
+// or device, where in it the piece starts, how much is usable now
+// (capacity, grown by fallocate for files) and at most (maxLen).
+type extent struct {
+	file     *os.File
+	fd       int32
+	physOff  int64
+	logical  int64 // start in the storage's logical address space
+	capacity int64
+	maxLen   int64
+	used     int64
+	growable bool
+	ownsFile bool
+}
+
+// diffStorage is an append-only region allocator over extents. Regions are
+// never reused while the snapshot lives.
+type diffStorage struct {
+	mu        sync.Mutex
+	extents   []*extent
+	cur       int
+	portion   int64
+	events    *eventQueue
+	lowRaised bool
+	noRaised  bool
+	usedTotal int64
+	originIDs []fileID
+}
+
+type fileID struct{ dev, ino, rdev uint64 }
+
+func statID(f *os.File) (fileID, bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fileID{}, false, err
+	}
+	isBlk := st.Mode&unix.S_IFMT == unix.S_IFBLK
+	id := fileID{dev: st.Dev, ino: st.Ino}
+	if isBlk {
+		id = fileID{rdev: st.Rdev}
+	}
+	return id, isBlk, nil
+}
+
+func blockDeviceSize(f *os.File) (int64, error) {
+	n, err := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
+	return int64(n), err
+}
+
+func newDiffStorage(cfg StorageConfig, portion int64, events *eventQueue, origins []fileID) (*diffStorage, error) {
+	s := &diffStorage{portion: portion, events: events, originIDs: origins}
+	if err := s.add(cfg.Path, 0, cfg.Limit, true); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// add opens path and appends it as an extent. first is the storage's
+// creation (file, dir or block device); later calls are blksnap v1–v5's
+// append of a file or a range of a block device.
+func (s *diffStorage) add(path string, off, length int64, first bool) error {
+	if path == "" {
+		return fmt.Errorf("%w: difference storage: no path", ErrInvalid)
+	}
+	if off < 0 || length < 0 || off%4096 != 0 || length%4096 != 0 {
+		return fmt.Errorf("%w: difference storage %s: offset %d and length %d must be non-negative multiples of 4096", ErrInvalid, path, off, length)
+	}
+	fi, statErr := os.Stat(path)
+	var f *os.File
+	var err error
+	growable := false
+	switch {
+	case statErr == nil && fi.IsDir():
+		fd, err := unix.Open(path, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("engine: difference storage: O_TMPFILE in %s: %w", path, err)
+		}
+		f = os.NewFile(uintptr(fd), path+"/(tmpfile)")
+		growable = true
+	case statErr == nil && fi.Mode()&os.ModeDevice != 0:
+		f, err = os.OpenFile(path, os.O_RDWR|unix.O_EXCL, 0)
+		if err != nil {
+			return fmt.Errorf("engine: difference storage: open block device %s: %w", path, err)
+		}
+	case statErr == nil || errors.Is(statErr, os.ErrNotExist):
+		if !first && statErr != nil {
+			return fmt.Errorf("%w: difference storage to append %s: %v", ErrInvalid, path, statErr)
+		}
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("engine: difference storage: %w", err)
+		}
+		growable = first
+	default:
+		return fmt.Errorf("engine: difference storage %s: %w", path, statErr)
+	}
+	id, isBlk, err := statID(f)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("engine: difference storage %s: %w", path, err)
+	}
+	for _, o := range s.originIDs {
+		if o == id {
+			f.Close()
+			return fmt.Errorf("%w: difference storage %s is one of the snapshot's original devices", ErrInvalid, path)
+		}
+	}
+	e := &extent{file: f, fd: int32(f.Fd()), physOff: off, ownsFile: true, growable: growable}
+	switch {
+	case isBlk:
+		size, err := blockDeviceSize(f)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("engine: difference storage %s: size: %w", path, err)
+		}
+		if length == 0 {
+			length = size - off
+		}
+		if off+length > size || length <= 0 {
+			f.Close()
+			return fmt.Errorf("%w: difference storage %s: range %d+%d beyond its %d bytes", ErrInvalid, path, off, length, size)
+		}
+		e.capacity, e.maxLen = length, length
+	case growable:
+		if length <= 0 {
+			f.Close()
+			return fmt.Errorf("%w: difference storage %s: a limit is required for a file or directory", ErrInvalid, path)
+		}
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return fmt.Errorf("engine: difference storage %s: %w", path, err)
+		}
+		e.maxLen = length
+	default:
+		// An appended regular file: the given range, allocated now.
+		if length <= 0 {
+			f.Close()
+			return fmt.Errorf("%w: difference storage %s: a length is required to append a file", ErrInvalid, path)
+		}
+		if err := unix.Fallocate(int(e.fd), 0, off, length); err != nil {
+			f.Close()
+			return fmt.Errorf("engine: difference storage %s: fallocate %d bytes: %w", path, length, err)
+		}
+		e.capacity, e.maxLen = length, length
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.extents); n > 0 {
+		last := s.extents[n-1]
+		e.logical = last.logical + last.maxLen
+	}
+	s.extents = append(s.extents, e)
+	// An append clears the low-space condition.
+	s.lowRaised, s.noRaised = false, false
+	if growable && s.portion > 0 {
+		if err := s.growLocked(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// growLocked extends a growable extent by one portion (or to its limit).
+func (s *diffStorage) growLocked(e *extent) error {
+	n := min(s.portion, e.maxLen-e.capacity)
+	if n <= 0 {
+		return nil
+	}
+	if err := unix.Fallocate(int(e.fd), 0, e.physOff+e.capacity, n); err != nil {
+		return fmt.Errorf("engine: difference storage: fallocate %d bytes at %d: %w", n, e.capacity, err)
+	}
+	e.capacity += n
+	return nil
+}
+
+// region is a piece of difference storage holding one chunk.
+type region struct {
+	fd  int32
+	off int64
+}
+
+var errNoSpace = errors.New("engine: difference storage full")
+
+// alloc returns a region of size bytes and its logical offset, growing the
+// storage when what is left drops below half a portion.
+func (s *diffStorage) alloc(size int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.cur < len(s.extents) {
+		e := s.extents[s.cur]
+		if e.used+size <= e.capacity {
+			logical := e.logical + e.used
+			e.used += size
+			s.usedTotal += size
+			s.checkLowLocked()
+			return logical, nil
+		}
+		if e.growable && e.capacity < e.maxLen {
+			if err := s.growLocked(e); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		s.cur++
+	}
+	if !s.noRaised {
+		s.noRaised = true
+		s.events.raise(Event{Kind: EventNoSpace, RequestedBytes: size})
+	}
+	return 0, errNoSpace
+}
+
+func (s *diffStorage) checkLowLocked() {
+	var left int64
+	for _, e := range s.extents[s.cur:] {
+		left += e.capacity - e.used
+	}
+	if left >= s.portion/2 {
+		return
+	}
+	for _, e := range s.extents[s.cur:] {
+		if e.growable && e.capacity < e.maxLen {
+			s.events.raise(Event{Kind: EventLowFreeSpace, RequestedBytes: min(s.portion, e.maxLen-e.capacity)})
+			if err := s.growLocked(e); err != nil {
+				s.events.raise(Event{Kind: EventNoSpace, RequestedBytes: s.portion, Err: err})
+				s.noRaised = true
+			}
+			return
+		}
+	}
+	if !s.lowRaised {
+		s.lowRaised = true
+		s.events.raise(Event{Kind: EventLowFreeSpace, RequestedBytes: s.portion})
+	}
+	if left == 0 && !s.noRaised {
+		s.noRaised = true
+		s.events.raise(Event{Kind: EventNoSpace, RequestedBytes: s.portion})
+	}
+}
+
+// locate maps a logical offset to a file and physical offset.
+func (s *diffStorage) locate(logical int64) region {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := sort.Search(len(s.extents), func(i int) bool { return s.extents[i].logical > logical }) - 1
+	e := s.extents[i]
+	return region{fd: e.fd, off: e.physOff + logical - e.logical}
+}
+
+func (s *diffStorage) stats() (used, capacity, limit int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.extents {
+		capacity += e.capacity
+		limit += e.maxLen
+	}
+	return s.usedTotal, capacity, limit
+}
+
+func (s *diffStorage) close() error {
+	var first error
+	for _, e := range s.extents {
+		if e.ownsFile {
+			if err := e.file.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
