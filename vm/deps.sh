@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# vm/deps.sh — install (only if missing) the host packages the VM harness needs and
+# download + extract (not install) the guest kernel into $VM_CACHE. Idempotent: on a
+# machine where everything is present it does no network I/O and takes well under 1 s.
+#
+# Env: VM_CACHE (default ~/.cache/snapring-vm)
+#      VM_KERNEL_PATTERN (default '^linux-image-6\.12\.[0-9]+\+deb12-amd64$')
+set -euo pipefail
+
+VM_CACHE=${VM_CACHE:-$HOME/.cache/snapring-vm}
+VM_KERNEL_PATTERN=${VM_KERNEL_PATTERN:-'^linux-image-6\.12\.[0-9]+\+deb12-amd64$'}
+PKGS=(qemu-system-x86 busybox-static cpio xz-utils fio dmsetup e2fsprogs)
+
+log() { echo "vm-deps: $*" >&2; }
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { log "not root and no sudo: cannot apt-get install"; exit 1; }
+	SUDO=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+updated=0
+apt_update() {
+	[ "$updated" = 1 ] && return 0
+	log "apt-get update"
+	"${SUDO[@]}" apt-get update -qq
+	updated=1
+}
+
+# 1. host packages
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	apt_update
+	log "apt-get install ${missing[*]}"
+	"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. guest kernel: newest linux-image-6.12.*+deb12-amd64, downloaded and extracted
+mkdir -p "$VM_CACHE/kernel"
+newest() { apt-cache search --names-only "$VM_KERNEL_PATTERN" | awk '{print $1}' | sort -V | tail -n1; }
+pkg=$(newest)
+if [ -z "$pkg" ]; then
+	if [ -e "$VM_CACHE/kernel/current" ]; then
+		# no apt lists on this machine, but a kernel is cached: use it, stay offline
+		log "kernel: using cached $(readlink "$VM_CACHE/kernel/current")"; exit 0
+	fi
+	apt_update
+	pkg=$(newest)
+fi
+[ -n "$pkg" ] || { log "no package matches $VM_KERNEL_PATTERN (is bookworm-security in apt sources?)"; exit 1; }
+ver=${pkg#linux-image-}
+dest="$VM_CACHE/kernel/$ver"
+if [ ! -e "$dest/.complete" ]; then
+	tmp=$(mktemp -d "$VM_CACHE/kernel/.dl.XXXXXX")
+	trap 'rm -rf "$tmp"' EXIT
+	log "downloading $pkg (~110 MB)"
+	# apt-get download runs as the invoking user; chmod so the _apt sandbox user can write
+	chmod 0777 "$tmp"
+	if ! (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null); then
+		apt_update            # stale lists: the old version is gone from the mirror
+		pkg=$(newest); ver=${pkg#linux-image-}; dest="$VM_CACHE/kernel/$ver"
+		(cd "$tmp" && apt-get download -qq "$pkg")
+	fi
+	log "extracting $pkg"
+	rm -rf "$dest"
+	mkdir -p "$tmp/x"
+	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/x"
+	# keep only what the VM needs: the kernel, its config and the modules tree
+	mkdir -p "$dest"
+	mv "$tmp/x/boot/vmlinuz-$ver" "$dest/vmlinuz"
+	mv "$tmp/x/boot/config-$ver" "$dest/config"
+	mv "$tmp/x/lib/modules/$ver" "$dest/modules"
+	echo "$pkg" >"$dest/.complete"
+	rm -rf "$tmp"
+	trap - EXIT
+	# drop older cached kernels
+	for d in "$VM_CACHE"/kernel/*/; do
+		d=${d%/}
+		[ "$d" = "$dest" ] || [ -L "$d" ] || rm -rf "$d"
+	done
+fi
+ln -sfn "$ver" "$VM_CACHE/kernel/current"
+log "ok: kernel $ver in $dest"

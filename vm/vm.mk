@@ -1,0 +1,32 @@
+# vm/vm.mk — VM test harness (included by the top Makefile). See vm/README.md.
+#
+#   make vm-deps   install qemu/busybox/fio/dmsetup/e2fsprogs (apt, only if missing) and
+#                  download + extract the guest kernel into $(VM_CACHE)
+#   make vm-test   build the VM payload (static test binaries of $(VM_TEST_PKGS), the
+#                  snapring CLI, vm/tests/*.sh) and run it all inside a qemu VM
+#
+# Overridable: VM_TEST_PKGS, VM_CACHE, VM_MEM, VM_SMP, VM_TIMEOUT, VM_GO_TEST_FLAGS,
+#              VM_PAYLOAD, VM_CLI_PKG.
+
+VM_CACHE ?= $(HOME)/.cache/snapring-vm
+VM_TEST_PKGS ?= ./ublk/...
+VM_MEM ?= 2G
+VM_SMP ?= 2
+VM_TIMEOUT ?= 900
+# extra flags for every test binary in the guest (after -test.v -test.count=1)
+VM_GO_TEST_FLAGS ?= -test.timeout=10m
+VM_PAYLOAD ?= $(or $(OUT),out)/vm-payload
+VM_CLI_PKG ?= ./cmd/snapring
+
+export VM_CACHE
+
+.PHONY: vm-deps vm-test vm-payload
+
+vm-deps:
+	@vm/deps.sh
+
+vm-payload:
+	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)" $(VM_TEST_PKGS)
+
+vm-test: vm-deps vm-payload
+	vm/run.sh --mem $(VM_MEM) --smp $(VM_SMP) --timeout $(VM_TIMEOUT) -- "$(VM_PAYLOAD)" ./run-tests.sh $(VM_GO_TEST_FLAGS)
