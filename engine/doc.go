@@ -1,0 +1,62 @@
+// Package engine is snapring's copy-on-write snapshot engine: what blksnap's
+// chunk, diff_area, diff_buffer and diff_storage do in the kernel, in user
+// space, with every data I/O through package uring.
+//
+// # Model
+//
+// An original Device (a regular file or a block device) is split into
+// chunks; the chunk size follows blksnap (Options.ChunkShift). A Snapshot
+// covers one or more devices and one difference storage shared by all of
+// them (StorageConfig: a file, a directory for an O_TMPFILE, or a block
+// device; blksnap v1–v5's AppendStorage adds more while it lives).
+//
+// Take switches copy-on-write on for all devices at once, as a barrier over
+// in-flight origin writes. After it, the first write to a chunk is held
+// while the whole chunk is read from the original into a buffer (one
+// io_uring read); the chunk is then "in memory", the write proceeds, and a
+// store worker writes the buffer to the difference storage ("stored").
+// Chunk states: new → loading → in memory ↔ storing → stored, or failed.
+// At most Options.ChunkMaximumInQueue chunks per device are in memory;
+// beyond that, writers wait for the store workers (bounded memory).
+//
+// Image reads come from the buffer (in memory), the difference storage
+// (stored) or the original (never changed; such a read holds off the
+// chunk's copy-on-write until it completes, so the original cannot change
+// under it). Image writes land in the chunk's copy, loading it first.
+//
+// When the difference storage cannot supply a region, the chunk fails, the
+// device's image is marked corrupted (ErrCorrupted on every image read of
+// it: never wrong data), EventOverflow and EventCorrupted are raised, and
+// the original keeps working without copies. EventLowFreeSpace is raised
+// when what is left drops under half a portion (Options.DiffStorageMinimum);
+// a file storage then grows by a portion, up to its limit (EventNoSpace).
+//
+// # API
+//
+// The core is asynchronous and completion based: a Queue, owned by one
+// goroutine, runs Requests on its own io_uring. Submit starts a request;
+// Poll submits, waits and returns completed requests. A request that must
+// wait for a chunk another queue is copying is parked on that chunk and
+// woken through an eventfd kept in its queue's ring. Request buffers must
+// be uring.Arena memory; offsets and lengths are multiples of 512.
+//
+// Over it, Device and Image implement io.ReaderAt and io.WriterAt (the
+// synchronous convenience, through pooled queues and pinned bounce
+// buffers).
+//
+// # Errors
+//
+// Bad input is refused with an error wrapping ErrInvalid before anything
+// is written. A failed read of the original during copy-on-write fails the
+// write and leaves the original untouched. A failed write to the difference
+// storage fails the chunk, marks the image corrupted and raises
+// EventCorrupted. A NoWait origin write that would have to copy fails with
+// ErrWouldBlock (errors.Is(err, unix.EAGAIN)). I/O on a destroyed snapshot's
+// image fails with ErrClosed.
+//
+// # Fault injection
+//
+// Options.Faults takes a FaultPlan: I/O to an original or to the difference
+// storage, by direction and offset range, fails with an errno or moves half
+// its bytes. Tests use it to prove the corrupted and overflow semantics.
+package engine

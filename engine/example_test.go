@@ -1,0 +1,46 @@
+package engine_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/snapring/snapring/engine"
+)
+
+// Create a snapshot over a file, write the origin, read the image.
+func Example() {
+	dir, _ := os.MkdirTemp("", "snapring-example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "disk.img")
+	os.WriteFile(path, bytes.Repeat([]byte("old!"), 1<<18), 0o600) // 1 MiB
+
+	dev, err := engine.OpenDevice(path)
+	if err != nil {
+		panic(err)
+	}
+	defer dev.Close()
+	snap, err := engine.NewSnapshot([]*engine.Device{dev},
+		engine.StorageConfig{Path: dir, Limit: 64 << 20}, // an O_TMPFILE in dir
+		engine.Options{DiffStorageMinimum: 16 << 20})
+	if err != nil {
+		panic(err)
+	}
+	if err := snap.Take(); err != nil {
+		panic(err)
+	}
+	dev.WriteAt(bytes.Repeat([]byte("new!"), 1024), 0) // copy-on-write of chunk 0
+
+	img := snap.Image(dev)
+	before, now := make([]byte, 512), make([]byte, 512)
+	img.ReadAt(before, 0)
+	dev.ReadAt(now, 0)
+	fmt.Printf("image: %s, origin: %s\n", before[:4], now[:4])
+	fmt.Println("chunk size:", img.ChunkSize(), "copied:", snap.Stats().ChunksCopied)
+	snap.Destroy()
+	<-snap.Done()
+	// Output:
+	// image: old!, origin: new!
+	// chunk size: 262144 copied: 1
+}
