@@ -147,7 +147,9 @@ func NewQueue(depth int) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	// Blocking: io_uring answers a read of an O_NONBLOCK eventfd at once with
+	// EAGAIN, and the queue would spin instead of sleeping.
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 	if err != nil {
 		ring.Close()
 		return nil, fmt.Errorf("engine: eventfd: %w", err)
@@ -694,6 +696,8 @@ func (q *Queue) runReady() {
 func (q *Queue) complete(c uring.CQE) {
 	slot, k, delta, errno := unpackUD(c.UserData)
 	if k == kindEvent {
+		// The wake-ups themselves are in the ready list; the count is
+		// only a doorbell.
 		q.armed = false
 		return
 	}
