@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -631,9 +632,22 @@ func (q *Queue) finish(r *Request, err error) {
 
 // Poll submits queued I/O and waits until at least min requests have
 // completed (or none is left in flight), then moves up to len(out)
-// completed requests into out and returns how many.
+// completed requests into out and returns how many. With min 0 it does not
+// wait.
 func (q *Queue) Poll(out []*Request, min int) (int, error) {
+	return q.PollTimeout(out, min, 0)
+}
+
+// PollTimeout is Poll that stops waiting after timeout (0: no limit) and
+// then returns what has completed, possibly nothing.
+func (q *Queue) PollTimeout(out []*Request, min int, timeout time.Duration) (int, error) {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
 	for {
+		q.runReady()
+		q.reap()
 		q.runReady()
 		if len(q.done) >= min || len(q.done) >= len(out) || q.live == len(q.done) {
 			break
@@ -647,17 +661,16 @@ func (q *Queue) Poll(out []*Request, min int) (int, error) {
 			s.SetUserData(packUD(0, kindEvent, 0, 0))
 			q.armed = true
 		}
-		if _, err := q.ring.SubmitAndWait(1); err != nil {
-			return 0, err
-		}
-		for {
-			n := q.ring.Drain(q.cqes)
-			for _, c := range q.cqes[:n] {
-				q.complete(c)
-			}
-			if n < len(q.cqes) {
+		if timeout > 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
 				break
 			}
+			if _, err := q.ring.WaitTimeout(1, left); err != nil && !errors.Is(err, uring.ErrTimeout) {
+				return 0, err
+			}
+		} else if _, err := q.ring.SubmitAndWait(1); err != nil {
+			return 0, err
 		}
 	}
 	if _, err := q.ring.Submit(); err != nil {
@@ -671,6 +684,19 @@ func (q *Queue) Poll(out []*Request, min int) (int, error) {
 	}
 	q.done = q.done[:copy(q.done, q.done[n:])]
 	return n, nil
+}
+
+// reap handles every completion ready in the ring, without waiting.
+func (q *Queue) reap() {
+	for {
+		n := q.ring.Drain(q.cqes)
+		for _, c := range q.cqes[:n] {
+			q.complete(c)
+		}
+		if n < len(q.cqes) {
+			return
+		}
+	}
 }
 
 // runReady resumes requests woken since the last look.
