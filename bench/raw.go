@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/snapring/snapring/uring"
@@ -71,6 +72,10 @@ func RunRaw(cfg RawConfig) (RawResult, error) {
 	if blocks < 1 {
 		return RawResult{}, fmt.Errorf("bench: raw: %s (%d bytes) is smaller than one block of %d", cfg.Path, size, cfg.BlockSize)
 	}
+	// A SINGLE_ISSUER ring refuses (EEXIST) submissions from any thread but
+	// the one that set it up: keep this goroutine on its thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	ring, err := uring.New(uring.Options{Entries: uint32(cfg.QueueDepth), SingleIssuer: true, DeferTaskrun: true})
 	if err != nil {
 		ring, err = uring.New(uring.Options{Entries: uint32(cfg.QueueDepth)})

@@ -192,12 +192,13 @@ func prefill(f *os.File, size int64, seed int64, random bool) error {
 
 // sideRun is the shared state of one side (baseline or engine) of a run.
 type sideRun struct {
-	cfg       RunConfig
-	start     time.Time
-	recording atomic.Bool
-	stop      atomic.Bool
-	ops       [nClasses]atomic.Int64
-	bytes     [nClasses]atomic.Int64
+	cfg         RunConfig
+	start       time.Time
+	recordStart time.Time
+	recording   atomic.Bool
+	stop        atomic.Bool
+	ops         [nClasses]atomic.Int64
+	bytes       [nClasses]atomic.Int64
 
 	mu       sync.Mutex
 	events   []results.Event
@@ -221,7 +222,9 @@ func classIndex(c results.Class) int {
 func (s *sideRun) event(kind, device, detail string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.events = append(s.events, results.Event{Offset: time.Since(s.start), Kind: kind, Device: device, Detail: detail})
+	// Offsets count from the start of the measured part, like the series;
+	// events during warmup are negative.
+	s.events = append(s.events, results.Event{Offset: time.Since(s.recordStart), Kind: kind, Device: device, Detail: detail})
 }
 
 func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEngine bool) (*results.Side, bool, error) {
@@ -285,6 +288,7 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 	runFor := time.Duration(sc.Phases.Run)
 	takeAfter := time.Duration(sc.Phases.TakeAfter)
 	s.start = time.Now()
+	s.recordStart = s.start.Add(warmup)
 	if withEngine && takeAfter == 0 {
 		if err := snap.Take(); err != nil {
 			return nil, false, err
@@ -668,7 +672,8 @@ func (s *sideRun) worker(w *scenarios.Workload, mk func() (target, error), gen *
 			if !rec {
 				continue
 			}
-			lat := int64(now.Sub(start[c.slot]))
+			// Clamp to the histogram's range so that nothing is dropped.
+			lat := min(int64(now.Sub(start[c.slot])), results.HistogramHighestNs)
 			for _, cls := range [2]results.Class{c.class, c.agg} {
 				i := classIndex(cls)
 				h := hists[i]

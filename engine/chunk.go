@@ -64,6 +64,7 @@ type diffArea struct {
 		free     []uint32
 		retained int // free buffers whose memory is kept
 		waiters  []*Request
+		spare    []*Request
 	}
 	buckets [waitBuckets]struct {
 		sync.Mutex
@@ -95,6 +96,7 @@ func newDiffArea(s *Snapshot, d *Device, opts *Options) (*diffArea, error) {
 	}
 	a.pool.retained = opts.ChunkMaximumInQueue
 	a.pool.waiters = make([]*Request, 0, 64)
+	a.pool.spare = make([]*Request, 0, 64)
 	return a, nil
 }
 
@@ -149,15 +151,21 @@ func (a *diffArea) putBuffer(idx uint32, from *Queue) {
 		b := a.bufArena.Slice(int(idx)*int(a.chunkSize), int(a.chunkSize))
 		unix.Madvise(b, unix.MADV_DONTNEED) //nolint:errcheck // advisory
 	}
+	// Swap the waiter list for the spare one, so that getBuffer appending
+	// under the lock never touches the array woken outside it.
 	waiters := a.pool.waiters
-	a.pool.waiters = a.pool.waiters[len(waiters):]
-	if len(a.pool.waiters) == 0 {
-		a.pool.waiters = waiters[:0]
-	}
+	a.pool.waiters = a.pool.spare[:0]
+	a.pool.spare = nil
 	a.pool.Unlock()
-	for _, r := range waiters {
+	for i, r := range waiters {
+		waiters[i] = nil
 		r.q.wake(r, from)
 	}
+	a.pool.Lock()
+	if a.pool.spare == nil {
+		a.pool.spare = waiters[:0]
+	}
+	a.pool.Unlock()
 }
 
 // park puts r on chunk n's wait list; called with the chunk's lock held.

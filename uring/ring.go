@@ -21,6 +21,8 @@ type Options struct {
 	SQPoll       bool
 	SQThreadIdle time.Duration
 	// SingleIssuer promises that one thread submits (needed by DeferTaskrun).
+	// The kernel checks the thread, not the goroutine: the owner must call
+	// runtime.LockOSThread before New, or submissions fail with EEXIST.
 	SingleIssuer bool
 	// DeferTaskrun runs completion work only when the owner waits (6.1+).
 	DeferTaskrun bool
