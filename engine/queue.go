@@ -757,6 +757,18 @@ func (q *Queue) complete(c uring.CQE) {
 		}
 		if k == kindReadOrig {
 			a := r.area
+			if r.Err == nil {
+				// Once the image is corrupted or the snapshot destroyed,
+				// origin writes stop copying and no longer wait for this
+				// read, so what it read may be newer than the snapshot.
+				// Such writes start after the flag is set, hence before
+				// this check: fail rather than return those bytes.
+				if err := a.err(); err != nil {
+					r.Err = err
+				} else if a.snap.destroyed.Load() {
+					r.Err = ErrClosed
+				}
+			}
 			ch := &a.chunks[n]
 			ch.mu.Lock()
 			ch.readers--

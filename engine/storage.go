@@ -48,6 +48,14 @@ type diffStorage struct {
 	noRaised  bool
 	usedTotal int64
 	originIDs []fileID
+
+	// The grower extends a growable extent in the background when what is
+	// left drops under half a portion, so store workers rarely wait on a
+	// fallocate of a whole portion.
+	growKick chan struct{}
+	growDone chan struct{}
+	growing  bool
+	grown    *sync.Cond
 }
 
 type fileID struct{ dev, ino, rdev uint64 }
@@ -71,11 +79,51 @@ func blockDeviceSize(f *os.File) (int64, error) {
 }
 
 func newDiffStorage(cfg StorageConfig, portion int64, events *eventQueue, origins []fileID) (*diffStorage, error) {
-	s := &diffStorage{portion: portion, events: events, originIDs: origins}
+	s := &diffStorage{portion: portion, events: events, originIDs: origins,
+		growKick: make(chan struct{}, 1), growDone: make(chan struct{})}
+	s.grown = sync.NewCond(&s.mu)
 	if err := s.add(cfg.Path, 0, cfg.Limit, true); err != nil {
 		return nil, err
 	}
+	go s.grower(s.growKick)
 	return s, nil
+}
+
+func (s *diffStorage) grower(kick <-chan struct{}) {
+	defer close(s.growDone)
+	for range kick {
+		s.mu.Lock()
+		e := s.growableLocked()
+		if e == nil {
+			s.growing = false
+			s.grown.Broadcast()
+			s.mu.Unlock()
+			continue
+		}
+		off, n := e.physOff+e.capacity, min(s.portion, e.maxLen-e.capacity)
+		s.mu.Unlock()
+		// Outside the lock: allocation below the capacity goes on.
+		err := unix.Fallocate(int(e.fd), 0, off, n)
+		s.mu.Lock()
+		if err == nil {
+			e.capacity += n
+		} else if !s.noRaised {
+			s.noRaised = true
+			s.events.raise(Event{Kind: EventNoSpace, RequestedBytes: n, Err: err})
+		}
+		s.growing = false
+		s.grown.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+func (s *diffStorage) growableLocked() *extent {
+	for _, e := range s.extents[s.cur:] {
+		if e.growable && e.capacity < e.maxLen {
+			return e
+		}
+	}
+	return nil
 }
 
 // add opens path and appends it as an extent. first is the storage's
@@ -204,8 +252,9 @@ type region struct {
 
 var errNoSpace = errors.New("engine: difference storage full")
 
-// alloc returns a region of size bytes and its logical offset, growing the
-// storage when what is left drops below half a portion.
+// alloc returns a region of size bytes and its logical offset. When the
+// current extent is full it waits for the grower, or moves on to the next
+// extent; with nothing left it raises no-space and fails.
 func (s *diffStorage) alloc(size int64) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,9 +267,10 @@ func (s *diffStorage) alloc(size int64) (int64, error) {
 			s.checkLowLocked()
 			return logical, nil
 		}
-		if e.growable && e.capacity < e.maxLen {
-			if err := s.growLocked(e); err != nil {
-				return 0, err
+		if e.growable && e.capacity < e.maxLen && !s.noRaised {
+			s.kickGrowLocked()
+			for s.growing {
+				s.grown.Wait()
 			}
 			continue
 		}
@@ -233,6 +283,14 @@ func (s *diffStorage) alloc(size int64) (int64, error) {
 	return 0, errNoSpace
 }
 
+func (s *diffStorage) kickGrowLocked() {
+	if s.growing || s.growKick == nil {
+		return
+	}
+	s.growing = true
+	s.growKick <- struct{}{}
+}
+
 func (s *diffStorage) checkLowLocked() {
 	var left int64
 	for _, e := range s.extents[s.cur:] {
@@ -241,15 +299,12 @@ func (s *diffStorage) checkLowLocked() {
 	if left >= s.portion/2 {
 		return
 	}
-	for _, e := range s.extents[s.cur:] {
-		if e.growable && e.capacity < e.maxLen {
+	if e := s.growableLocked(); e != nil {
+		if !s.growing {
 			s.events.raise(Event{Kind: EventLowFreeSpace, RequestedBytes: min(s.portion, e.maxLen-e.capacity)})
-			if err := s.growLocked(e); err != nil {
-				s.events.raise(Event{Kind: EventNoSpace, RequestedBytes: s.portion, Err: err})
-				s.noRaised = true
-			}
-			return
+			s.kickGrowLocked()
 		}
+		return
 	}
 	if !s.lowRaised {
 		s.lowRaised = true
@@ -281,6 +336,17 @@ func (s *diffStorage) stats() (used, capacity, limit int64) {
 }
 
 func (s *diffStorage) close() error {
+	s.mu.Lock()
+	for s.growing {
+		s.grown.Wait()
+	}
+	kick := s.growKick
+	s.growKick = nil
+	s.mu.Unlock()
+	if kick != nil {
+		close(kick)
+		<-s.growDone
+	}
 	var first error
 	for _, e := range s.extents {
 		if e.ownsFile {
