@@ -31,6 +31,11 @@ type CompareOptions struct {
 	// ThroughputThresholdPct is the smallest IOPS or MB/s change, in
 	// percent, that counts (default 10).
 	ThroughputThresholdPct float64 `json:"throughput_threshold_pct"`
+	// Absolute makes the engine side's own figures count toward the
+	// verdict. By default only the engine/baseline ratios do: on shared or
+	// differing machines absolute figures move with the machine, while the
+	// ratios, measured in the same invocation, hold.
+	Absolute bool `json:"absolute"`
 }
 
 // EnsureDefaults replaces zero fields with their defaults.
@@ -125,10 +130,13 @@ type Delta struct {
 	// Note says how the verdict was reached when not by the full test
 	// ("n=1, threshold only") or why there is none.
 	Note string `json:"note,omitempty"`
+	// Info marks a row that never affects Regressed: the baseline side
+	// always, the engine side unless CompareOptions.Absolute.
+	Info bool `json:"informational,omitempty"`
 }
 
 // Informational reports whether d never affects Regressed.
-func (d Delta) Informational() bool { return d.Group == GroupBaseline }
+func (d Delta) Informational() bool { return d.Info }
 
 // Comparison is the result of Compare.
 type Comparison struct {
@@ -288,7 +296,8 @@ func collectMetrics(runs []*Result) map[metricKey][]float64 {
 }
 
 func compareMetric(k metricKey, baseVals, newVals []float64, opts CompareOptions) Delta {
-	d := Delta{Group: k.group, Class: k.class, Metric: k.metric, Verdict: NoChange}
+	d := Delta{Group: k.group, Class: k.class, Metric: k.metric, Verdict: NoChange,
+		Info: k.group == GroupBaseline || k.group == GroupEngine && !opts.Absolute}
 	thresholds := &benchmath.Thresholds{CompareAlpha: opts.Alpha}
 	confidence := 1 - opts.Alpha
 	baseSample := benchmath.NewSample(slices.Clone(baseVals), thresholds)

@@ -15,6 +15,13 @@ var groupTitles = map[Group]string{
 	GroupBaseline: "baseline (informational)",
 }
 
+func (c *Comparison) groupTitle(g Group) string {
+	if g == GroupEngine && !c.Options.Absolute {
+		return "engine (informational)"
+	}
+	return groupTitles[g]
+}
+
 // headline summarises the verdict in one line.
 func (c *Comparison) headline() string {
 	reg, imp := c.Counts()
@@ -32,8 +39,12 @@ func (c *Comparison) headline() string {
 }
 
 func (c *Comparison) settings() string {
-	return fmt.Sprintf("base %d runs, new %d runs; alpha %v; thresholds: latency %v%%, throughput %v%%",
-		c.BaseRuns, c.NewRuns, c.Options.Alpha, c.Options.LatencyThresholdPct, c.Options.ThroughputThresholdPct)
+	counted := "verdict from the engine/baseline ratios (engine figures informational; --absolute counts them)"
+	if c.Options.Absolute {
+		counted = "verdict from the engine figures and the engine/baseline ratios"
+	}
+	return fmt.Sprintf("base %d runs, new %d runs; alpha %v; thresholds: latency %v%%, throughput %v%%; %s",
+		c.BaseRuns, c.NewRuns, c.Options.Alpha, c.Options.LatencyThresholdPct, c.Options.ThroughputThresholdPct, counted)
 }
 
 // ciFootnote explains missing confidence intervals, or returns "".
@@ -67,7 +78,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 	for _, d := range c.Deltas {
 		if d.Group != group {
 			group = d.Group
-			fmt.Fprintf(tw, "\n%s\tbase\tnew\tchange\ttest\tverdict\n", groupTitles[group])
+			fmt.Fprintf(tw, "\n%s\tbase\tnew\tchange\ttest\tverdict\n", c.groupTitle(group))
 		}
 		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\n", d.Class, d.Metric,
 			formatStat(d.Group, d.Metric, d.Base), formatStat(d.Group, d.Metric, d.New),

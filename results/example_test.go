@@ -51,19 +51,19 @@ func Example() {
 	fmt.Println("regressed:", cmp.Regressed())
 	// Output:
 	// engine p50 44031ns, baseline p50 24015ns, ratio 1.83
-	// snapring compare: base 1 runs, new 1 runs; alpha 0.05; thresholds: latency 10%, throughput 10%
+	// snapring compare: base 1 runs, new 1 runs; alpha 0.05; thresholds: latency 10%, throughput 10%; verdict from the engine/baseline ratios (engine figures informational; --absolute counts them)
 	//
-	// engine                 base       new        change  test                 verdict
-	// origin-write p50       44.0µs     54.0µs     +22.7%  n=1, threshold only  regression
-	// origin-write p99       49.0µs     59.0µs     +20.4%  n=1, threshold only  regression
-	// origin-write mean      44.5µs     54.5µs     +22.5%  n=1, threshold only  regression
-	// origin-write iops      100 op/s   100 op/s   +0.0%   n=1, threshold only  ~
-	// origin-write mb/s      0.41 MB/s  0.41 MB/s  +0.0%   n=1, threshold only  ~
-	// origin-write-cow p50   124µs      154µs      +24.3%  n=1, threshold only  regression
-	// origin-write-cow p99   128µs      158µs      +23.4%  n=1, threshold only  regression
-	// origin-write-cow mean  124µs      154µs      +24.2%  n=1, threshold only  regression
-	// origin-write-cow iops  25.0 op/s  25.0 op/s  +0.0%   n=1, threshold only  ~
-	// origin-write-cow mb/s  0.10 MB/s  0.10 MB/s  +0.0%   n=1, threshold only  ~
+	// engine (informational)  base       new        change  test                 verdict
+	// origin-write p50        44.0µs     54.0µs     +22.7%  n=1, threshold only  regression
+	// origin-write p99        49.0µs     59.0µs     +20.4%  n=1, threshold only  regression
+	// origin-write mean       44.5µs     54.5µs     +22.5%  n=1, threshold only  regression
+	// origin-write iops       100 op/s   100 op/s   +0.0%   n=1, threshold only  ~
+	// origin-write mb/s       0.41 MB/s  0.41 MB/s  +0.0%   n=1, threshold only  ~
+	// origin-write-cow p50    124µs      154µs      +24.3%  n=1, threshold only  regression
+	// origin-write-cow p99    128µs      158µs      +23.4%  n=1, threshold only  regression
+	// origin-write-cow mean   124µs      154µs      +24.2%  n=1, threshold only  regression
+	// origin-write-cow iops   25.0 op/s  25.0 op/s  +0.0%   n=1, threshold only  ~
+	// origin-write-cow mb/s   0.10 MB/s  0.10 MB/s  +0.0%   n=1, threshold only  ~
 	//
 	// engine/baseline ratio  base    new     change  test                 verdict
 	// origin-write p50       1.833x  2.249x  +22.7%  n=1, threshold only  regression
@@ -80,7 +80,7 @@ func Example() {
 	// origin-write iops         100 op/s   100 op/s   +0.0%   n=1, threshold only  ~
 	// origin-write mb/s         0.41 MB/s  0.41 MB/s  +0.0%   n=1, threshold only  ~
 	//
-	// REGRESSION: 10 regressions, 0 improvements in 16 metrics
+	// REGRESSION: 4 regressions, 0 improvements in 6 metrics
 	// regressed: true
 }
 

@@ -76,6 +76,7 @@ func compareCmd() *cobra.Command {
 	fl.Float64Var(&opts.Alpha, "alpha", 0, "significance level (default 0.05)")
 	fl.Float64Var(&opts.LatencyThresholdPct, "latency-threshold", 0, "latency change in percent that counts (default 10)")
 	fl.Float64Var(&opts.ThroughputThresholdPct, "throughput-threshold", 0, "throughput change in percent that counts (default 10)")
+	fl.BoolVar(&opts.Absolute, "absolute", false, "let the engine's absolute figures count toward the verdict, not only the engine/baseline ratios (for dedicated, quiet machines)")
 	return cmd
 }
 

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/snapring/snapring/ublk"
+)
+
+// deviceCmd groups the commands that expose targets as ublk block devices.
+func deviceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "device",
+		Short: "Expose a target as a ublk block device (/dev/ublkbN) until SIGINT or SIGTERM",
+	}
+	cmd.AddCommand(devicePassthroughCmd())
+	return cmd
+}
+
+func devicePassthroughCmd() *cobra.Command {
+	var (
+		cfg      ublk.DeviceConfig
+		file     string
+		userCopy string
+	)
+	cmd := &cobra.Command{
+		Use:   "passthrough --file PATH",
+		Short: "Expose a file or block device unchanged (the baseline target)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return errors.New("--file is required")
+			}
+			switch userCopy {
+			case "auto":
+				cfg.UserCopy = ublk.UserCopyAuto
+			case "on":
+				cfg.UserCopy = ublk.UserCopyOn
+			case "off":
+				cfg.UserCopy = ublk.UserCopyOff
+			default:
+				return fmt.Errorf("--user-copy %q: want auto, on or off", userCopy)
+			}
+			pt, err := ublk.OpenPassthrough(file)
+			if err != nil {
+				return err
+			}
+			defer pt.Close()
+			return runDevice(cmd, cfg, pt)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "file", "", "file or block device to expose")
+	f.IntVar(&cfg.Queues, "queues", ublk.DefaultQueues, "hardware queues (one goroutine and io_uring ring each)")
+	f.IntVar(&cfg.Depth, "depth", ublk.DefaultDepth, "requests in flight per queue")
+	f.IntVar(&cfg.MaxIOBytes, "max-io", ublk.DefaultMaxIOBytes, "largest request in bytes")
+	f.IntVar(&cfg.LogicalBlockBytes, "block-size", 512, "logical block size in bytes")
+	f.StringVar(&userCopy, "user-copy", "auto", "data path: auto (UBLK_F_USER_COPY when offered), on or off")
+	return cmd
+}
+
+// runDevice creates the device, prints its name and serves it until SIGINT
+// or SIGTERM (or until the driver aborts it), then shuts it down cleanly.
+func runDevice(cmd *cobra.Command, cfg ublk.DeviceConfig, target ublk.Target) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	dev, err := ublk.Create(cfg, target)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), dev.Name())
+	select {
+	case s := <-sig:
+		fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %v: stopping %s\n", s, dev.Name())
+	case <-dev.Done():
+		fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %s stopped by the driver\n", dev.Name())
+	}
+	return dev.Close()
+}

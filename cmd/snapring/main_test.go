@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/snapring/snapring/results"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "snapring-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "snapring")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cli runs the binary and returns its output and exit code.
+func cli(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(binary, args...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("name: x\ndevices: [{name: d, size: 4kb}]\nphases: {run: 1s}\nworkloads: [{kind: origin-write}]\n"), 0o644)
+	missingDev := filepath.Join(dir, "missing.yaml")
+	os.WriteFile(missingDev, []byte("name: x\ndevices: [{name: d, backing: {kind: path, path: /nonexistent/d.img}}]\ndiff_storage: {limit: 64MiB}\nphases: {run: 1s}\nworkloads: [{kind: origin-write}]\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "no-such-builtin", "-o", dir}, "no-such-builtin"},
+		{[]string{"run", bad, "-o", dir}, "bad.yaml:2:"},
+		{[]string{"run", "default", "-o", filepath.Join(dir, "nope")}, "output directory"},
+		{[]string{"run", missingDev, "-o", dir}, "/nonexistent/d.img does not exist"},
+		{[]string{"compare", filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")}, "a.json"},
+		{[]string{"scenarios", "show", "nope"}, "nope"},
+		{[]string{"uring-bench", "--rw", "sideways"}, "--rw"},
+	} {
+		out, code := cli(t, c.args...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 2 || !strings.Contains(out, c.want) || len(lines) != 1 {
+			t.Errorf("%v: exit %d, output %q; want exit 2, one line naming %q", c.args, code, out, c.want)
+		}
+	}
+	// Nothing was written.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") || strings.HasSuffix(e.Name(), ".html") {
+			t.Errorf("bad input left %s behind", e.Name())
+		}
+	}
+}
+
+const tiny = `name: tiny
+devices: [{name: d0, size: 32MiB}]
+diff_storage: {kind: tempfile, limit: 64MiB, portion: 16MiB}
+engine: {chunk_minimum_shift: 16}
+phases: {warmup: 200ms, run: 1s}
+workloads:
+  - {name: w, kind: origin-write, block_size: 4KiB, queue_depth: 8}
+`
+
+// TestCompareVerdicts: two sets of runs of the same build are not flagged;
+// the same runs with every latency 20% higher are.
+func TestCompareVerdicts(t *testing.T) {
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "tiny.yaml")
+	os.WriteFile(sc, []byte(tiny), 0o644)
+	run := func(sub string) []string {
+		out := filepath.Join(dir, sub)
+		os.Mkdir(out, 0o755)
+		if o, code := cli(t, "run", sc, "-o", out, "--repeat", "6", "-q"); code != 0 {
+			t.Fatalf("run: exit %d\n%s", code, o)
+		}
+		files, _ := filepath.Glob(filepath.Join(out, "*.json"))
+		if len(files) != 6 {
+			t.Fatalf("%d results", len(files))
+		}
+		html, _ := filepath.Glob(filepath.Join(out, "*.html"))
+		if len(html) != 1 {
+			t.Fatalf("no report")
+		}
+		return files
+	}
+	a, b := run("a"), run("b")
+	out, code := cli(t, "compare", strings.Join(a, ","), strings.Join(b, ","))
+	t.Logf("same build:\n%s", out)
+	if code != 0 {
+		t.Errorf("two runs of the same build flagged (exit %d)", code)
+	}
+	// Inject a 20% latency regression into b's engine side.
+	var slow []string
+	for i, f := range b {
+		r, err := results.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c, cr := range r.Engine.Classes {
+			h, err := cr.DecodeHistogram()
+			if err != nil {
+				t.Fatal(err)
+			}
+			scaled := results.NewHistogram()
+			for _, bar := range h.Distribution() {
+				if bar.Count > 0 {
+					scaled.RecordValues(bar.To*12/10, bar.Count)
+				}
+			}
+			r.Engine.Classes[c] = results.SummaryFromHistogram(scaled, cr.Errors, cr.Bytes, r.Engine.Duration)
+		}
+		results.ComputeRatios(r)
+		p := filepath.Join(dir, "slow", filepath.Base(f))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := results.WriteFile(p, r); err != nil {
+			t.Fatal(err)
+		}
+		slow = append(slow, p)
+		_ = i
+	}
+	out, code = cli(t, "compare", strings.Join(b, ","), strings.Join(slow, ","), "--format", "markdown")
+	t.Logf("injected regression:\n%s", out)
+	if code != 1 || !strings.Contains(out, "regression") {
+		t.Errorf("injected 20%% latency regression not flagged (exit %d)", code)
+	}
+}
+
+var _ = hdrhistogram.New
