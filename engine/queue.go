@@ -125,6 +125,7 @@ type Queue struct {
 	cqes  []uring.CQE
 
 	bounce *uring.Arena // the synchronous API's pinned buffer
+	host   Host         // set for a hosted queue, which has no ring of its own
 
 	readyMu sync.Mutex
 	ready   []*Request
@@ -171,9 +172,62 @@ func NewQueue(depth int) (*Queue, error) {
 	return q, nil
 }
 
+// Host runs a hosted Queue's I/O on a ring it owns, such as a ublk queue
+// whose ring also carries the block commands: no goroutine handoff between
+// the block request and its backend I/O. All methods but Wake are called on
+// the host's goroutine.
+type Host interface {
+	// SQE returns a zeroed SQE on the host's ring. When it completes, the
+	// host calls Queue.HandleCQE with this ud (56 bits) and the result.
+	SQE(ud uint64) (*uring.SQE, error)
+	// Wake asks the host's goroutine to call Queue.RunReady soon. It is
+	// called from any goroutine.
+	Wake()
+}
+
+// NewHostedQueue makes a queue that runs on host's ring. Its owner (the
+// host's goroutine) uses Submit, HandleCQE, RunReady and TakeDone instead
+// of Poll.
+func NewHostedQueue(depth int, host Host) (*Queue, error) {
+	if depth < 1 || depth > 1<<15 {
+		return nil, fmt.Errorf("%w: queue depth %d: want 1..32768", ErrInvalid, depth)
+	}
+	q := &Queue{host: host, slots: make([]*Request, depth), free: make([]uint16, depth), done: make([]*Request, 0, depth),
+		ready: make([]*Request, 0, depth), local: make([]*Request, 0, depth), spare: make([]*Request, 0, depth)}
+	for i := range q.free {
+		q.free[i] = uint16(depth - 1 - i)
+	}
+	return q, nil
+}
+
+// HandleCQE delivers the completion of an SQE the queue took from its host.
+func (q *Queue) HandleCQE(ud uint64, res int32) {
+	q.complete(uring.CQE{UserData: ud, Res: res})
+	q.runReady()
+}
+
+// RunReady resumes requests woken by other goroutines (after Host.Wake).
+func (q *Queue) RunReady() { q.runReady() }
+
+// TakeDone moves up to len(out) completed requests into out.
+func (q *Queue) TakeDone(out []*Request) int {
+	q.runReady()
+	n := copy(out, q.done)
+	for _, r := range q.done[:n] {
+		q.slots[r.slot] = nil
+		q.free = append(q.free, r.slot)
+		q.live--
+	}
+	q.done = q.done[:copy(q.done, q.done[n:])]
+	return n
+}
+
 // Close releases the queue. Requests still in flight are abandoned: call it
 // after Poll has returned every submitted request.
 func (q *Queue) Close() error {
+	if q.host != nil {
+		return nil
+	}
 	err := q.ring.Close()
 	unix.Close(q.efd)
 	q.arena.Close()
@@ -390,10 +444,6 @@ func (q *Queue) prepRead(r *Request, k kind, delta int64, target FaultTarget, d 
 
 func (q *Queue) prepRW(r *Request, k kind, delta int64, target FaultTarget, d *Device, fd int32, buf []byte, off int64, write bool) {
 	r.pending++
-	s, err := q.ring.NextSQE()
-	if err != nil {
-		panic(fmt.Sprintf("engine: no SQE: %v", err)) // the ring is sized for the queue depth
-	}
 	var errno unix.Errno
 	if f, ok := r.faults().match(target, d, write, off, int64(len(buf))); ok {
 		if f.Errno != 0 {
@@ -402,6 +452,7 @@ func (q *Queue) prepRW(r *Request, k kind, delta int64, target FaultTarget, d *D
 			buf = buf[:len(buf)/2]
 		}
 	}
+	s := q.sqe(packUD(r.slot, k, delta, errno))
 	switch {
 	case errno != 0:
 		s.PrepNop()
@@ -410,7 +461,22 @@ func (q *Queue) prepRW(r *Request, k kind, delta int64, target FaultTarget, d *D
 	default:
 		s.PrepRead(fd, buf, uint64(off))
 	}
-	s.SetUserData(packUD(r.slot, k, delta, errno))
+}
+
+// sqe returns an SQE whose completion comes back to complete with ud: from
+// the queue's own ring, or from its host's.
+func (q *Queue) sqe(ud uint64) *uring.SQE {
+	var s *uring.SQE
+	var err error
+	if q.host != nil {
+		s, err = q.host.SQE(ud)
+	} else if s, err = q.ring.NextSQE(); err == nil {
+		s.SetUserData(ud)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("engine: no SQE: %v", err)) // rings are sized for their queues
+	}
+	return s
 }
 
 func (r *Request) faults() *FaultPlan {
@@ -436,10 +502,7 @@ func (q *Queue) issueOriginIO(r *Request) {
 		q.prepRW(r, kindOriginIO, 0, faultOrigin, d, d.fd, r.Buf, r.Off, true)
 	case OpOriginDiscard, OpOriginWriteZeroes, OpOriginFlush:
 		r.pending++
-		s, err := q.ring.NextSQE()
-		if err != nil {
-			panic(fmt.Sprintf("engine: no SQE: %v", err))
-		}
+		s := q.sqe(packUD(r.slot, kindOriginIO, 0, 0))
 		switch r.Op {
 		case OpOriginDiscard:
 			s.PrepFallocate(d.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, uint64(r.Off), uint64(r.Len))
@@ -448,7 +511,6 @@ func (q *Queue) issueOriginIO(r *Request) {
 		default:
 			s.PrepFsync(d.fd, 0)
 		}
-		s.SetUserData(packUD(r.slot, kindOriginIO, 0, 0))
 	}
 }
 
@@ -596,6 +658,10 @@ func (q *Queue) wake(r *Request, from *Queue) {
 	q.readyMu.Lock()
 	q.ready = append(q.ready, r)
 	q.readyMu.Unlock()
+	if q.host != nil {
+		q.host.Wake()
+		return
+	}
 	var one = [8]byte{1}
 	unix.Write(q.efd, one[:]) //nolint:errcheck // EAGAIN means a wakeup is already pending
 }
@@ -641,6 +707,9 @@ func (q *Queue) Poll(out []*Request, min int) (int, error) {
 // PollTimeout is Poll that stops waiting after timeout (0: no limit) and
 // then returns what has completed, possibly nothing.
 func (q *Queue) PollTimeout(out []*Request, min int, timeout time.Duration) (int, error) {
+	if q.host != nil {
+		return 0, fmt.Errorf("%w: Poll on a hosted queue (use TakeDone)", ErrInvalid)
+	}
 	var deadline time.Time
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)

@@ -26,7 +26,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), compareCmd(), reportCmd(), scenariosCmd(), uringBenchCmd())
+	root.AddCommand(runCmd(), compareCmd(), reportCmd(), scenariosCmd(), uringBenchCmd(), deviceCmd(), snapshotCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "snapring:", err)
 		var ee *exitError

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/snapring/snapring/engine"
+	"github.com/snapring/snapring/scenarios"
+	"github.com/snapring/snapring/ublk"
+)
+
+// snapshotCmd exposes original devices through ublk, takes a snapshot of
+// them and exposes the images, in the foreground until SIGINT or SIGTERM.
+func snapshotCmd() *cobra.Command {
+	var (
+		origins    []string
+		storage    string
+		limit      string
+		portion    string
+		take       string
+		chunkShift uint
+		cfg        ublk.DeviceConfig
+	)
+	cmd := &cobra.Command{
+		Use:   "snapshot --origin FILE... --storage PATH --limit SIZE",
+		Short: "Expose files or block devices as ublk origin devices, take a snapshot (now, or on SIGUSR1) and expose its images",
+		Long: `Prints one line per device as it appears:
+  origin FILE /dev/ublkbN
+  taken
+  image FILE /dev/ublkbM
+and events (low-free-space, no-space, overflow, corrupted) on stderr. Writes to the
+origin devices are copied-on-write once the snapshot is taken; the images are readable
+and writable. SIGINT or SIGTERM removes the images, destroys the snapshot and removes
+the origin devices.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(origins) == 0 || storage == "" || limit == "" {
+				return &exitError{2, errors.New("--origin, --storage and --limit are required")}
+			}
+			if take != "now" && take != "signal" {
+				return &exitError{2, fmt.Errorf("--take %q: want now or signal", take)}
+			}
+			limitBytes, err := scenarios.ParseSize(limit)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("--limit: %v", err)}
+			}
+			opts := engine.Options{ChunkMinimumShift: chunkShift}
+			if portion != "" {
+				p, err := scenarios.ParseSize(portion)
+				if err != nil {
+					return &exitError{2, fmt.Errorf("--portion: %v", err)}
+				}
+				opts.DiffStorageMinimum = p
+			} else {
+				opts.DiffStorageMinimum = min(int64(engine.DefaultDiffStorageMinimum), limitBytes/4/4096*4096)
+			}
+			return runSnapshot(cmd, origins, engine.StorageConfig{Path: storage, Limit: limitBytes}, opts, take == "signal", cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&origins, "origin", nil, "original file or block device (repeat for several)")
+	f.StringVar(&storage, "storage", "", "difference storage: a file, a directory (O_TMPFILE) or a block device")
+	f.StringVar(&limit, "limit", "", "difference storage limit (e.g. 1GiB)")
+	f.StringVar(&portion, "portion", "", "growth portion (default: a quarter of the limit, at most 1GiB)")
+	f.StringVar(&take, "take", "now", "when to take the snapshot: now, or signal (on SIGUSR1)")
+	f.UintVar(&chunkShift, "chunk-shift", engine.DefaultChunkMinimumShift, "chunk_minimum_shift (chunk size 1<<N)")
+	f.IntVar(&cfg.Queues, "queues", ublk.DefaultQueues, "hardware queues per device")
+	f.IntVar(&cfg.Depth, "depth", ublk.DefaultDepth, "requests in flight per queue")
+	return cmd
+}
+
+func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfig, opts engine.Options, onSignal bool, cfg ublk.DeviceConfig) (err error) {
+	out := cmd.OutOrStdout()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	defer signal.Stop(sig)
+
+	var devs []*engine.Device
+	defer func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}()
+	for _, p := range paths {
+		d, err := engine.OpenDevice(p)
+		if err != nil {
+			return &exitError{2, err}
+		}
+		devs = append(devs, d)
+	}
+	snap, err := engine.NewSnapshot(devs, storage, opts)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	var ublkDevs []*ublk.Device
+	defer func() {
+		// Images first, then the snapshot, then the origins.
+		n := min(len(devs), len(ublkDevs))
+		for _, u := range ublkDevs[n:] {
+			if e := u.Close(); e != nil && err == nil {
+				err = e
+			}
+		}
+		snap.Destroy()
+		<-snap.Done()
+		for _, u := range ublkDevs[:n] {
+			if e := u.Close(); e != nil && err == nil {
+				err = e
+			}
+		}
+	}()
+	for _, d := range devs {
+		u, err := ublk.Create(cfg, ublk.NewOriginTarget(d))
+		if err != nil {
+			return err
+		}
+		ublkDevs = append(ublkDevs, u)
+		fmt.Fprintf(out, "origin %s %s\n", d.Path(), u.Name())
+	}
+	go func() {
+		for e := range snap.Events() {
+			fmt.Fprintf(cmd.ErrOrStderr(), "event %s\n", e)
+		}
+	}()
+	taken := false
+	doTake := func() error {
+		if err := snap.Take(); err != nil {
+			return err
+		}
+		taken = true
+		fmt.Fprintln(out, "taken")
+		for _, d := range devs {
+			u, err := ublk.Create(cfg, ublk.NewImageTarget(snap.Image(d)))
+			if err != nil {
+				return err
+			}
+			ublkDevs = append(ublkDevs, u)
+			fmt.Fprintf(out, "image %s %s\n", d.Path(), u.Name())
+		}
+		return nil
+	}
+	if !onSignal {
+		if err := doTake(); err != nil {
+			return err
+		}
+	}
+	for {
+		s := <-sig
+		if s == syscall.SIGUSR1 {
+			if !taken {
+				if err := doTake(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %v: removing the devices\n", s)
+		return nil
+	}
+}

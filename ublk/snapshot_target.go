@@ -1,0 +1,186 @@
+package ublk
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/snapring/snapring/engine"
+	"github.com/snapring/snapring/uring"
+)
+
+// snapshotTarget serves an engine.Device (the origin: writes are
+// intercepted for copy-on-write, reads pass through) or an engine.Image
+// (the snapshot image, readable and writable). Each queue runs a hosted
+// engine.Queue on the queue's own ring: the chunk reads, the writes to the
+// original and the image reads are SQEs on the same ring as the ublk
+// commands, and a request parked on a chunk another queue is copying is
+// resumed through Wake.
+type snapshotTarget struct {
+	dev *engine.Device
+	img *engine.Image
+}
+
+// OriginTarget serves an original device; it advertises a write cache
+// (FLUSH syncs the original), discard and write-zeroes, which copy the
+// chunks they touch first, like writes.
+type OriginTarget struct{ snapshotTarget }
+
+// ImageTarget serves a snapshot image, readable and writable; image writes
+// land in the chunks' copies, never on the original.
+type ImageTarget struct{ snapshotTarget }
+
+// NewOriginTarget serves the original device dev.
+func NewOriginTarget(dev *engine.Device) *OriginTarget {
+	return &OriginTarget{snapshotTarget{dev: dev}}
+}
+
+// NewImageTarget serves the snapshot image img.
+func NewImageTarget(img *engine.Image) *ImageTarget {
+	return &ImageTarget{snapshotTarget{img: img}}
+}
+
+// Size is the device size.
+func (t *snapshotTarget) Size() uint64 {
+	if t.img != nil {
+		return uint64(t.img.Size())
+	}
+	return uint64(t.dev.Size())
+}
+
+type snapQueue struct {
+	eq   *engine.Queue
+	reqs []engine.Request
+	out  []*engine.Request
+}
+
+// host adapts a ublk Queue to engine.Host.
+type host struct{ q *Queue }
+
+func (h host) SQE(ud uint64) (*uring.SQE, error) {
+	return h.q.TargetSQE(uint16(ud), uint8(ud>>16), uint32(ud>>24))
+}
+
+func (h host) Wake() { h.q.Wake() }
+
+// Init makes the queue's hosted engine queue.
+func (t *snapshotTarget) Init(q *Queue) error {
+	eq, err := engine.NewHostedQueue(q.Depth(), host{q})
+	if err != nil {
+		return err
+	}
+	q.SetTargetData(&snapQueue{eq: eq, reqs: make([]engine.Request, q.Depth()), out: make([]*engine.Request, q.Depth())})
+	return nil
+}
+
+func (t *snapshotTarget) submit(q *Queue, tag uint16, r engine.Request) {
+	sq := q.TargetData().(*snapQueue)
+	req := &sq.reqs[tag]
+	*req = r
+	req.UserData = uint64(tag)
+	if err := sq.eq.Submit(req); err != nil {
+		q.Complete(tag, -int32(errnoOf(err)))
+		return
+	}
+	t.flush(q, sq)
+}
+
+// flush completes the ublk tags of finished engine requests.
+func (t *snapshotTarget) flush(q *Queue, sq *snapQueue) {
+	for {
+		n := sq.eq.TakeDone(sq.out)
+		for _, r := range sq.out[:n] {
+			res := int32(len(r.Buf))
+			if r.Op == engine.OpOriginDiscard || r.Op == engine.OpOriginWriteZeroes || r.Op == engine.OpOriginFlush {
+				res = 0
+			}
+			if r.Err != nil {
+				res = -int32(errnoOf(r.Err))
+			}
+			q.Complete(uint16(r.UserData), res)
+		}
+		if n < len(sq.out) {
+			return
+		}
+	}
+}
+
+// errnoOf maps engine errors to what the block layer understands.
+func errnoOf(err error) unix.Errno {
+	var errno unix.Errno
+	switch {
+	case errors.Is(err, engine.ErrWouldBlock):
+		return unix.EAGAIN
+	case errors.Is(err, engine.ErrInvalid):
+		return unix.EINVAL
+	case errors.As(err, &errno):
+		return errno
+	}
+	return unix.EIO // corrupted, destroyed, short I/O
+}
+
+// Handle starts a READ or WRITE.
+func (t *snapshotTarget) Handle(q *Queue, tag uint16, io *IO) {
+	r := engine.Request{Off: int64(io.Offset), Buf: io.Buf}
+	switch {
+	case t.img != nil && io.Op == OpRead:
+		r.Op, r.Image = engine.OpImageRead, t.img
+	case t.img != nil:
+		r.Op, r.Image = engine.OpImageWrite, t.img
+	case io.Op == OpRead:
+		r.Op, r.Device = engine.OpOriginRead, t.dev
+	default:
+		r.Op, r.Device = engine.OpOriginWrite, t.dev
+	}
+	t.submit(q, tag, r)
+}
+
+// Completion forwards the CQE of an engine SQE.
+func (t *snapshotTarget) Completion(q *Queue, c TargetCompletion) {
+	sq := q.TargetData().(*snapQueue)
+	sq.eq.HandleCQE(uint64(c.Tag)|uint64(c.Op)<<16|uint64(c.Data)<<24, c.Res)
+	t.flush(q, sq)
+}
+
+// Wake resumes requests woken by other queues or the store workers.
+func (t *snapshotTarget) Wake(q *Queue) {
+	sq := q.TargetData().(*snapQueue)
+	sq.eq.RunReady()
+	t.flush(q, sq)
+}
+
+// Flush syncs the original.
+func (t *OriginTarget) Flush(q *Queue, tag uint16, io *IO) {
+	t.submit(q, tag, engine.Request{Op: engine.OpOriginFlush, Device: t.dev})
+}
+
+// Discard discards a range of the origin: a write for copy-on-write, so the
+// image keeps the old data (blksnap's issue #112).
+func (t *OriginTarget) Discard(q *Queue, tag uint16, io *IO) {
+	t.submit(q, tag, engine.Request{Op: engine.OpOriginDiscard, Device: t.dev, Off: int64(io.Offset), Len: int64(io.Length)})
+}
+
+// WriteZeroes zeroes a range of the origin, after copy-on-write.
+func (t *OriginTarget) WriteZeroes(q *Queue, tag uint16, io *IO) {
+	t.submit(q, tag, engine.Request{Op: engine.OpOriginWriteZeroes, Device: t.dev, Off: int64(io.Offset), Len: int64(io.Length)})
+}
+
+func (t *snapshotTarget) String() string {
+	if t.img != nil {
+		return fmt.Sprintf("image of %s", t.img.Device().Path())
+	}
+	return fmt.Sprintf("origin %s", t.dev.Path())
+}
+
+var (
+	_ Target     = (*OriginTarget)(nil)
+	_ Waker      = (*OriginTarget)(nil)
+	_ Flusher    = (*OriginTarget)(nil)
+	_ Discarder  = (*OriginTarget)(nil)
+	_ ZeroWriter = (*OriginTarget)(nil)
+	_ Sizer      = (*OriginTarget)(nil)
+	_ Target     = (*ImageTarget)(nil)
+	_ Waker      = (*ImageTarget)(nil)
+	_ Sizer      = (*ImageTarget)(nil)
+)
