@@ -30,3 +30,12 @@ vm-payload:
 
 vm-test: vm-deps vm-payload
 	vm/run.sh --mem $(VM_MEM) --smp $(VM_SMP) --timeout $(VM_TIMEOUT) -- "$(VM_PAYLOAD)" ./run-tests.sh $(VM_GO_TEST_FLAGS)
+
+# The performance table of the ublk issue: fio on the raw loop device, our
+# passthrough, our origin with an active snapshot, and dm-snapshot's origin
+# with an active snapshot, in one VM run.
+.PHONY: vm-bench
+vm-bench: vm-deps
+	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
+	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
+	vm/run.sh --mem 3G --smp 2 --timeout 1200 -- "$(VM_PAYLOAD)-bench" bash bench/compare.sh

@@ -1,0 +1,121 @@
+#!/bin/bash
+# vm/bench/compare.sh — runs inside the VM (make vm-bench). fio 4 KiB randwrite
+# QD32 and 1 MiB sequential read QD8 (io_uring, direct=1) on:
+#   loop        the raw loop device over a tmpfs file
+#   passthrough snapring's passthrough ublk target over that loop device
+#   snapring    snapring's origin ublk device with an active snapshot
+#   dm-snapshot dm-snapshot's origin with an active snapshot
+# Same backing, same chunk size (CHUNK_KB, default 4 = LVM's default), the
+# copy-on-write store on a second loop device over tmpfs for both snapshots.
+# Every snapshot is fresh for its randwrite job, so the job pays first-write
+# copies as it would after a take. TCG makes absolute numbers meaningless:
+# compare within one run.
+set -euo pipefail
+SNAPRING=${SNAPRING_BIN:-/payload/bin/snapring}
+SIZE_MB=${BENCH_SIZE_MB:-256}
+RUNTIME=${BENCH_RUNTIME:-10}
+CHUNK_KB=${CHUNK_KB:-4}
+export DM_DISABLE_UDEV=1
+
+backing=$(mktemp /tmp/bench-origin.XXXXXX)
+cowfile=$(mktemp /tmp/bench-cow.XXXXXX)
+truncate -s "${SIZE_MB}M" "$backing"
+truncate -s "$((SIZE_MB * 2))M" "$cowfile"
+dd if=/dev/urandom of="$backing" bs=1M count="$SIZE_MB" status=none
+loop=$(losetup --find --show "$backing")
+cowloop=$(losetup --find --show "$cowfile")
+srv=
+cleanup() {
+	[ -z "$srv" ] || { kill -TERM "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; }
+	dmsetup remove bench-snap 2>/dev/null || true
+	dmsetup remove bench-origin 2>/dev/null || true
+	losetup -d "$loop" "$cowloop" 2>/dev/null || true
+	rm -f "$backing" "$cowfile"
+}
+trap cleanup EXIT
+
+fio_iops() { # DEV RW BS QD -> IOPS
+	local out
+	out=$(fio --name=bench --filename="$1" --ioengine=io_uring --direct=1 --rw="$2" --bs="$3" \
+		--iodepth="$4" --runtime="$RUNTIME" --time_based --size="${SIZE_MB}M" --numjobs=1 \
+		--randrepeat=0 --norandommap --output-format=terse --terse-version=3)
+	case $2 in
+	*write) echo "$out" | awk -F';' '{printf "%d", $49}' ;;
+	*) echo "$out" | awk -F';' '{printf "%d", $8}' ;;
+	esac
+}
+
+# start_server ARGS... : runs snapring in the background, waits for its lines.
+start_server() {
+	local log
+	log=$(mktemp /tmp/bench-srv.XXXXXX)
+	"$SNAPRING" "$@" >"$log" 2>&1 &
+	srv=$!
+	for _ in $(seq 200); do
+		if grep -q '^/dev/ublkb\|^image ' "$log"; then break; fi
+		kill -0 "$srv" 2>/dev/null || { cat "$log" >&2; exit 1; }
+		sleep 0.1
+	done
+	SRVLOG=$log
+}
+stop_server() {
+	kill -TERM "$srv"
+	wait "$srv" || { echo "compare: snapring exited $?" >&2; cat "$SRVLOG" >&2; exit 1; }
+	srv=
+}
+
+declare -A W R
+W[loop]=$(fio_iops "$loop" randwrite 4k 32)
+R[loop]=$(fio_iops "$loop" read 1M 8)
+
+start_server device passthrough --file "$loop" --queues 1 --depth 64
+dev=$(grep -m1 '^/dev/ublkb' "$SRVLOG")
+W[passthrough]=$(fio_iops "$dev" randwrite 4k 32)
+R[passthrough]=$(fio_iops "$dev" read 1M 8)
+stop_server
+
+snapring_origin() {
+	start_server snapshot --origin "$loop" --storage "$cowloop" --limit "$((SIZE_MB * 2))MiB" \
+		--chunk-shift "$(awk -v k="$CHUNK_KB" 'BEGIN { print int(log(k * 1024) / log(2) + 0.5) }')" --queues 1 --depth 64
+	awk '/^origin /{print $3; exit}' "$SRVLOG"
+}
+dev=$(snapring_origin)
+W[snapring]=$(fio_iops "$dev" randwrite 4k 32)
+stop_server
+dev=$(snapring_origin)
+R[snapring]=$(fio_iops "$dev" read 1M 8)
+stop_server
+
+sectors=$(blockdev --getsz "$loop")
+dm_origin() {
+	dmsetup remove bench-snap 2>/dev/null || true
+	dmsetup remove bench-origin 2>/dev/null || true
+	dd if=/dev/zero of="$cowloop" bs=1M count=1 status=none conv=notrunc
+	dmsetup create bench-origin --table "0 $sectors snapshot-origin $loop"
+	dmsetup create bench-snap --table "0 $sectors snapshot $loop $cowloop P $((CHUNK_KB * 2))"
+	# The origin computes its split size on resume (as LVM does it).
+	dmsetup suspend bench-origin
+	dmsetup resume bench-origin
+	echo /dev/mapper/bench-origin
+}
+dev=$(dm_origin)
+W[dm-snapshot]=$(fio_iops "$dev" randwrite 4k 32)
+dev=$(dm_origin)
+R[dm-snapshot]=$(fio_iops "$dev" read 1M 8)
+
+echo "compare: kernel $(uname -r), $(nproc) cpus, ${SIZE_MB} MiB tmpfs backing via loop, chunk ${CHUNK_KB} KiB, ${RUNTIME}s per job"
+printf '| %-28s | %14s | %10s | %14s | %10s |\n' "device" "4k randwrite IOPS" "vs loop" "1M read IOPS" "vs loop"
+printf '|%s|%s|%s|%s|%s|\n' "------------------------------" "-------------------:" "-----------:" "---------------:" "-----------:"
+for k in loop passthrough snapring dm-snapshot; do
+	label=$k
+	case $k in
+	loop) label="loop device (raw)" ;;
+	passthrough) label="snapring passthrough (ublk)" ;;
+	snapring) label="snapring origin + snapshot" ;;
+	dm-snapshot) label="dm-snapshot origin + snapshot" ;;
+	esac
+	printf '| %-28s | %17s | %10s | %14s | %10s |\n' "$label" "${W[$k]}" \
+		"$(awk -v a="${W[$k]}" -v b="${W[loop]}" 'BEGIN { printf "%.2f", a / b }')" "${R[$k]}" \
+		"$(awk -v a="${R[$k]}" -v b="${R[loop]}" 'BEGIN { printf "%.2f", a / b }')"
+done
+echo "compare: snapring/dm-snapshot randwrite $(awk -v a="${W[snapring]}" -v b="${W[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }'), read $(awk -v a="${R[snapring]}" -v b="${R[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }')"
