@@ -173,25 +173,7 @@ func BenchmarkOriginWriteCopied(b *testing.B) {
 		lat.report(b)
 	})
 	b.Run("engine", func(b *testing.B) {
-		d, err := OpenDevice(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer d.Close()
-		s, err := NewSnapshot([]*Device{d}, StorageConfig{Path: benchDir, Limit: 2 * size}, Options{DiffStorageMinimum: 64 << 20})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer func() { s.Destroy(); <-s.Done() }()
-		s.Take()
-		// Copy every chunk first.
-		one := make([]byte, 4096)
-		for off := int64(0); off < size; off += s.Image(d).ChunkSize() {
-			if _, err := d.WriteAt(one, off); err != nil {
-				b.Fatal(err)
-			}
-		}
-		waitStored(s)
+		d, s := benchSnapshot(b, path, size, 1) // every chunk copied first
 		rng := rand.New(rand.NewSource(2))
 		lat := newLatencies()
 		b.SetBytes(bs)
@@ -206,6 +188,32 @@ func BenchmarkOriginWriteCopied(b *testing.B) {
 			b.Fatalf("copied %d chunks during the run", st.ChunksCopied)
 		}
 	})
+}
+
+// benchSnapshot opens path, takes a snapshot of it, writes one block into
+// every stride-th chunk (stride 1: all) and waits until those copies are
+// stored. The cleanup destroys the snapshot.
+func benchSnapshot(b *testing.B, path string, size int64, stride int64) (*Device, *Snapshot) {
+	d, err := OpenDevice(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := NewSnapshot([]*Device{d}, StorageConfig{Path: benchDir, Limit: 2 * size}, Options{DiffStorageMinimum: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Destroy(); <-s.Done(); d.Close() })
+	if err := s.Take(); err != nil {
+		b.Fatal(err)
+	}
+	one := make([]byte, 4096)
+	for off := int64(0); off < size; off += stride * s.Image(d).ChunkSize() {
+		if _, err := d.WriteAt(one, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitStored(s)
+	return d, s
 }
 
 func waitStored(s *Snapshot) {
@@ -335,23 +343,8 @@ func BenchmarkImageSeqRead(b *testing.B) {
 		lat.report(b)
 	})
 	b.Run("engine", func(b *testing.B) {
-		d, err := OpenDevice(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer d.Close()
-		s, err := NewSnapshot([]*Device{d}, StorageConfig{Path: benchDir, Limit: 2 * size}, Options{DiffStorageMinimum: 64 << 20})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer func() { s.Destroy(); <-s.Done() }()
-		s.Take()
+		d, s := benchSnapshot(b, path, size, 2) // every other chunk stored
 		img := s.Image(d)
-		one := make([]byte, 4096)
-		for off := int64(0); off < size; off += 2 * img.ChunkSize() {
-			d.WriteAt(one, off)
-		}
-		waitStored(s)
 		lat := newLatencies()
 		b.SetBytes(bs)
 		b.ReportAllocs()
