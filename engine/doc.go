@@ -44,6 +44,22 @@
 // synchronous convenience, through pooled queues and pinned bounce
 // buffers).
 //
+// # Concurrency
+//
+// The choice that sets performance (shared/DESIGN.md, option 1): every
+// request runs on the ring of the goroutine that owns its Queue. In process,
+// each benchmark worker owns a Queue with its own ring; behind ublk, each
+// ublk queue goroutine hosts a Queue (NewHostedQueue) on the same ring that
+// carries its ublk commands, so a block request, its chunk read and its
+// write are SQEs on one ring with no goroutine handoff. Chunks are shared:
+// a request that finds a chunk being loaded by another queue parks on the
+// chunk's wait list (per-chunk lock, hashed wait buckets) and is handed
+// back to its own queue when the load completes, through an eventfd read
+// kept pending in that queue's ring (or the host's wake-up). Store workers
+// own rings of their own. Nothing allocates per request: requests are the
+// caller's, slots and lists are preallocated, and buffers come from a
+// per-device pinned arena of ChunkMaximumInQueue chunk buffers.
+//
 // # Errors
 //
 // Bad input is refused with an error wrapping ErrInvalid before anything

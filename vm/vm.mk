@@ -38,4 +38,4 @@ vm-test: vm-deps vm-payload
 vm-bench: vm-deps
 	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
 	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
-	vm/run.sh --mem 3G --smp 2 --timeout 1200 -- "$(VM_PAYLOAD)-bench" bash bench/compare.sh
+	vm/run.sh --mem 2G --smp 2 --timeout 1200 -- "$(VM_PAYLOAD)-bench" bash bench/compare.sh
