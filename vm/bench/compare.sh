@@ -16,6 +16,8 @@ SIZE_MB=${BENCH_SIZE_MB:-256}
 RUNTIME=${BENCH_RUNTIME:-10}
 CHUNK_KB=${CHUNK_KB:-4}
 export DM_DISABLE_UDEV=1
+CHUNK_SHIFT=10
+while [ $((1 << CHUNK_SHIFT)) -lt $((CHUNK_KB * 1024)) ]; do CHUNK_SHIFT=$((CHUNK_SHIFT + 1)); done
 
 backing=$(mktemp /tmp/bench-origin.XXXXXX)
 cowfile=$(mktemp /tmp/bench-cow.XXXXXX)
@@ -76,7 +78,7 @@ stop_server
 
 snapring_origin() {
 	start_server snapshot --origin "$loop" --storage "$cowloop" --limit "$((SIZE_MB * 2))MiB" \
-		--chunk-shift "$(awk -v k="$CHUNK_KB" 'BEGIN { print int(log(k * 1024) / log(2) + 0.5) }')" --queues 1 --depth 64
+		--chunk-shift "$CHUNK_SHIFT" --queues 1 --depth 64
 	awk '/^origin /{print $3; exit}' "$SRVLOG"
 }
 dev=$(snapring_origin)
