@@ -76,19 +76,21 @@ W[passthrough]=$(fio_iops "$dev" randwrite 4k 32)
 R[passthrough]=$(fio_iops "$dev" read 1M 8)
 stop_server
 
+# snapring_origin sets dev (not in a subshell: start_server keeps srv).
 snapring_origin() {
 	start_server snapshot --origin "$loop" --storage "$cowloop" --limit "$((SIZE_MB * 2))MiB" \
 		--chunk-shift "$CHUNK_SHIFT" --queues 1 --depth 64
-	awk '/^origin /{print $3; exit}' "$SRVLOG"
+	dev=$(awk '/^origin /{print $3; exit}' "$SRVLOG")
 }
-dev=$(snapring_origin)
+snapring_origin
 W[snapring]=$(fio_iops "$dev" randwrite 4k 32)
 stop_server
-dev=$(snapring_origin)
+snapring_origin
 R[snapring]=$(fio_iops "$dev" read 1M 8)
 stop_server
 
 sectors=$(blockdev --getsz "$loop")
+# dm_origin sets dev.
 dm_origin() {
 	dmsetup remove bench-snap 2>/dev/null || true
 	dmsetup remove bench-origin 2>/dev/null || true
@@ -98,11 +100,11 @@ dm_origin() {
 	# The origin computes its split size on resume (as LVM does it).
 	dmsetup suspend bench-origin
 	dmsetup resume bench-origin
-	echo /dev/mapper/bench-origin
+	dev=/dev/mapper/bench-origin
 }
-dev=$(dm_origin)
+dm_origin
 W[dm-snapshot]=$(fio_iops "$dev" randwrite 4k 32)
-dev=$(dm_origin)
+dm_origin
 R[dm-snapshot]=$(fio_iops "$dev" read 1M 8)
 
 echo "compare: kernel $(uname -r), $(nproc) cpus, ${SIZE_MB} MiB tmpfs backing via loop, chunk ${CHUNK_KB} KiB, ${RUNTIME}s per job"
