@@ -656,8 +656,14 @@ func (q *Queue) wake(r *Request, from *Queue) {
 		return
 	}
 	q.readyMu.Lock()
+	// Only the first wake-up since the queue last took its ready list needs
+	// to ring: the queue takes the whole list when it answers.
+	notify := len(q.ready) == 0
 	q.ready = append(q.ready, r)
 	q.readyMu.Unlock()
+	if !notify {
+		return
+	}
 	if q.host != nil {
 		q.host.Wake()
 		return
