@@ -24,6 +24,7 @@ func snapshotCmd() *cobra.Command {
 		portion    string
 		take       string
 		chunkShift uint
+		inMemory   int
 		cfg        ublk.DeviceConfig
 	)
 	cmd := &cobra.Command{
@@ -49,7 +50,7 @@ the origin devices.`,
 			if err != nil {
 				return &exitError{2, fmt.Errorf("--limit: %v", err)}
 			}
-			opts := engine.Options{ChunkMinimumShift: chunkShift}
+			opts := engine.Options{ChunkMinimumShift: chunkShift, ChunkMaximumInQueue: inMemory}
 			if portion != "" {
 				p, err := scenarios.ParseSize(portion)
 				if err != nil {
@@ -69,6 +70,7 @@ the origin devices.`,
 	f.StringVar(&portion, "portion", "", "growth portion (default: a quarter of the limit, at most 1GiB)")
 	f.StringVar(&take, "take", "now", "when to take the snapshot: now, or signal (on SIGUSR1)")
 	f.UintVar(&chunkShift, "chunk-shift", engine.DefaultChunkMinimumShift, "chunk_minimum_shift (chunk size 1<<N)")
+	f.IntVar(&inMemory, "chunks-in-memory", engine.DefaultChunkMaximumInQueue, "chunk_maximum_in_queue: chunks held in memory per device before writers wait")
 	f.IntVar(&cfg.Queues, "queues", ublk.DefaultQueues, "hardware queues per device")
 	f.IntVar(&cfg.Depth, "depth", ublk.DefaultDepth, "requests in flight per queue")
 	return cmd

@@ -18,6 +18,8 @@ CHUNK_KB=${CHUNK_KB:-4}
 export DM_DISABLE_UDEV=1
 CHUNK_SHIFT=10
 while [ $((1 << CHUNK_SHIFT)) -lt $((CHUNK_KB * 1024)) ]; do CHUNK_SHIFT=$((CHUNK_SHIFT + 1)); done
+# The same memory for chunk copies as the default (16 chunks of 256 KiB).
+IN_MEMORY=${IN_MEMORY:-$((4096 / CHUNK_KB))}
 
 backing=$(mktemp /tmp/bench-origin.XXXXXX)
 cowfile=$(mktemp /tmp/bench-cow.XXXXXX)
@@ -79,7 +81,7 @@ stop_server
 # snapring_origin sets dev (not in a subshell: start_server keeps srv).
 snapring_origin() {
 	start_server snapshot --origin "$loop" --storage "$cowloop" --limit "$((SIZE_MB * 2))MiB" \
-		--chunk-shift "$CHUNK_SHIFT" --queues 1 --depth 64
+		--chunk-shift "$CHUNK_SHIFT" --chunks-in-memory "$IN_MEMORY" --queues 1 --depth 64
 	dev=$(awk '/^origin /{print $3; exit}' "$SRVLOG")
 }
 snapring_origin
@@ -107,7 +109,7 @@ W[dm-snapshot]=$(fio_iops "$dev" randwrite 4k 32)
 dm_origin
 R[dm-snapshot]=$(fio_iops "$dev" read 1M 8)
 
-echo "compare: kernel $(uname -r), $(nproc) cpus, ${SIZE_MB} MiB tmpfs backing via loop, chunk ${CHUNK_KB} KiB, ${RUNTIME}s per job"
+echo "compare: kernel $(uname -r), $(nproc) cpus, ${SIZE_MB} MiB tmpfs backing via loop, chunk ${CHUNK_KB} KiB, snapring chunks in memory ${IN_MEMORY}, ${RUNTIME}s per job"
 printf '| %-28s | %14s | %10s | %14s | %10s |\n' "device" "4k randwrite IOPS" "vs loop" "1M read IOPS" "vs loop"
 printf '|%s|%s|%s|%s|%s|\n' "------------------------------" "-------------------:" "-----------:" "---------------:" "-----------:"
 for k in loop passthrough snapring dm-snapshot; do
