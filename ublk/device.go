@@ -210,7 +210,6 @@ func (d *Device) setup(target Target, sectors uint64) error {
 			depth:      int(d.info.QueueDepth),
 			maxIOBytes: int(d.info.MaxIOBufBytes),
 			userCopy:   d.userCopy,
-			syncCopy:   os.Getenv("SNAPRING_UBLK_SYNC_COPY") == "1",
 			encode:     d.ctrl.encode,
 			charFd:     d.charFd,
 			target:     target,
@@ -305,6 +304,17 @@ func (d *Device) CharName() string { return fmt.Sprintf("/dev/ublkc%d", d.info.D
 
 // Info is the device as ADD_DEV set it up: queues, depth, negotiated flags.
 func (d *Device) Info() DevInfo { return d.info }
+
+// Status asks the driver for the device's current info (GET_DEV_INFO): its
+// State (DevStateLive while served) and ServerPID.
+func (d *Device) Status() (DevInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return DevInfo{}, ErrClosed
+	}
+	return d.ctrl.devInfo(d.info.DevID)
+}
 
 // UserCopy reports whether the device moves data with UBLK_F_USER_COPY.
 func (d *Device) UserCopy() bool { return d.userCopy }

@@ -24,7 +24,10 @@
 //  6. On Close, STOP_DEV: removes /dev/ublkbN once the requests in flight
 //     are served, then completes every pending fetch with
 //     UBLK_IO_RES_ABORT; the queues end; /dev/ublkcN is closed; DEL_DEV
-//     (which waits for that) removes the device.
+//     removes the device. The driver frees it only when nothing holds it,
+//     including a process that still has /dev/ublkbN open, so where it has
+//     DEL_DEV_ASYNC (6.9+) Close uses that and waits a bounded time
+//     (ErrBusy after), instead of DEL_DEV's unbounded wait.
 //
 // Data plane, per queue: a goroutine locked to its OS thread (the driver
 // accepts a queue's commands from one task only) with its own ring. It maps

@@ -155,22 +155,22 @@ const (
 
 // Feature flags (UBLK_F_*).
 const (
-	FeatureZeroCopy         = 1 << 0
-	FeatureCmdCompInTask    = 1 << 1
-	FeatureNeedGetData      = 1 << 2
-	FeatureUserRecovery     = 1 << 3
-	FeatureRecoveryReissue  = 1 << 4
-	FeatureUnprivilegedDev  = 1 << 5
-	FeatureCmdIoctlEncode   = 1 << 6 // 6.4
-	FeatureUserCopy         = 1 << 7 // 6.5
-	FeatureZoned            = 1 << 8 // 6.6
-	FeatureRecoveryFailIO   = 1 << 9
-	FeatureUpdateSize       = 1 << 10
-	FeatureAutoBufReg       = 1 << 11
-	FeatureQuiesce          = 1 << 12
-	FeaturePerIODaemon      = 1 << 13
-	FeatureBufRegOffDaemon  = 1 << 14
-	featureLenBytes         = 8 // UBLK_FEATURES_LEN: GET_FEATURES writes a u64
+	FeatureZeroCopy        Features = 1 << 0
+	FeatureCmdCompInTask   Features = 1 << 1
+	FeatureNeedGetData     Features = 1 << 2
+	FeatureUserRecovery    Features = 1 << 3
+	FeatureRecoveryReissue Features = 1 << 4
+	FeatureUnprivilegedDev Features = 1 << 5
+	FeatureCmdIoctlEncode  Features = 1 << 6
+	FeatureUserCopy        Features = 1 << 7 // 6.5
+	FeatureZoned           Features = 1 << 8 // 6.6
+	FeatureRecoveryFailIO  Features = 1 << 9
+	FeatureUpdateSize      Features = 1 << 10
+	FeatureAutoBufReg      Features = 1 << 11
+	FeatureQuiesce         Features = 1 << 12
+	FeaturePerIODaemon     Features = 1 << 13
+	FeatureBufRegOffDaemon Features = 1 << 14
+	featureLenBytes                 = 8 // UBLK_FEATURES_LEN: GET_FEATURES writes a u64
 )
 
 // Request ops (UBLK_IO_OP_*), in bits 0-7 of ublksrv_io_desc.op_flags.

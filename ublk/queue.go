@@ -1,7 +1,6 @@
 package ublk
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -59,7 +58,6 @@ type queueConfig struct {
 	depth      int
 	maxIOBytes int
 	userCopy   bool
-	syncCopy   bool // USER_COPY with pread/pwrite on the queue thread instead of ring ops
 	encode     bool
 	charFd     int
 	target     Target
@@ -172,11 +170,6 @@ func (q *Queue) Complete(tag uint16, res int32) {
 	io := &q.ios[tag]
 	if q.cfg.userCopy && io.Op == OpRead && res > 0 {
 		n := min(int(res), int(io.Length))
-		if q.cfg.syncCopy {
-			q.state[tag] = tagCopyOut
-			q.onCopyOut(tag, syscallRes(unix.Pwrite(q.cfg.charFd, io.Buf[:n], int64(userCopyOffset(q.cfg.id, tag)))))
-			return
-		}
 		s, err := q.ring.NextSQE()
 		if err != nil {
 			q.setFatal(err)
@@ -386,11 +379,6 @@ func (q *Queue) startRequest(tag uint16) {
 		}
 		io.Buf = q.arena.Slice(int(tag)*q.cfg.maxIOBytes, int(io.Length))
 		if q.cfg.userCopy && io.Op == OpWrite {
-			if q.cfg.syncCopy {
-				q.state[tag] = tagCopyIn
-				q.onCopyIn(tag, syscallRes(unix.Pread(q.cfg.charFd, io.Buf, int64(userCopyOffset(q.cfg.id, tag)))))
-				return
-			}
 			s, err := q.ring.NextSQE()
 			if err != nil {
 				q.setFatal(err)
@@ -491,18 +479,6 @@ func (q *Queue) armEvent() {
 	s.PrepRead(int32(q.efd), q.evBuf, 0)
 	s.SetUserData(packUserData(0, udEvent, 0))
 	q.eventArmed = true
-}
-
-// syscallRes turns a read/write result into a CQE-style result.
-func syscallRes(n int, err error) int32 {
-	if err != nil {
-		var errno unix.Errno
-		if errors.As(err, &errno) {
-			return -int32(errno)
-		}
-		return -int32(unix.EIO)
-	}
-	return int32(n)
 }
 
 func (q *Queue) setErr(err error) {

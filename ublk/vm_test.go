@@ -127,6 +127,17 @@ func TestVMPassthrough(t *testing.T) {
 				t.Fatalf("UserCopy() = %v", d.UserCopy())
 			}
 			t.Logf("%s: %d queues, features %v", d.Name(), d.Info().NrHWQueues, Features(d.Info().Flags))
+			st, err := d.Status()
+			if err != nil || st.State != DevStateLive || st.ServerPID != int32(os.Getpid()) {
+				t.Fatalf("Status = %+v, %v: want live, served by us", st, err)
+			}
+			p, err := d.ctrl.getParams(d.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.basic.devSectors != size>>9 || p.types&paramTypeDevt == 0 || p.devt.diskMajor == 0 {
+				t.Fatalf("GET_PARAMS: %+v", p)
+			}
 			dev := openDirect(t, d.Name())
 			const workers = 4
 			stripe := size / workers

@@ -45,16 +45,22 @@ fio_iops() {
 }
 
 jobs=("randwrite 4k 32" "read 1M 8")
-# CONFIG = queues:user-copy[:sync] (sync: USER_COPY by pread/pwrite on the
-# queue thread, SNAPRING_UBLK_SYNC_COPY=1, instead of ring operations)
-CONFIGS=${BENCH_CONFIGS:-1:auto 1:auto:sync 1:off 2:auto 2:auto:sync 2:off}
+# CONFIG = queues:user-copy (auto = UBLK_F_USER_COPY where offered, off =
+# buffer address in the command)
+CONFIGS=${BENCH_CONFIGS:-1:auto 2:auto 2:off}
+# BACKEND = what the ublk passthrough serves: loop (the loop device itself,
+# so ublk is an extra hop on top of loop) or file (the loop device's backing
+# file: both devices are then file-backed block devices side by side).
+BACKENDS=${BENCH_BACKENDS:-file loop}
 echo "vmbench: kernel $(uname -r), $(nproc) cpus, backing tmpfs file ${SIZE_MB} MiB via $loop, ${RUNTIME}s per job"
 echo "vmbench: each ublk job runs right after the same job on the loop device (paired, the host is noisy)"
+for backend in $BACKENDS; do
 for cfg in $CONFIGS; do
-	IFS=: read -r queues uc sync <<<"$cfg"
+	IFS=: read -r queues uc <<<"$cfg"
+	target=$loop
+	[ "$backend" = file ] && target=$backing
 	out=$(mktemp /tmp/vmbench-srv.XXXXXX)
-	SNAPRING_UBLK_SYNC_COPY=$([ "$sync" = sync ] && echo 1 || echo 0) \
-		"$SNAPRING" device passthrough --file "$loop" --queues "$queues" --depth 64 --user-copy "$uc" >"$out" 2>&1 &
+	"$SNAPRING" device passthrough --file "$target" --queues "$queues" --depth 64 --user-copy "$uc" >"$out" 2>&1 &
 	srv=$!
 	dev=
 	for _ in $(seq 100); do
@@ -64,18 +70,19 @@ for cfg in $CONFIGS; do
 		sleep 0.1
 	done
 	[ -n "$dev" ] && [ -b "$dev" ] || { echo "vmbench: no device from snapring" >&2; cat "$out" >&2; exit 1; }
-	label="ublk q$queues uc=$uc${sync:+/$sync}"
+	label="ublk/$backend q$queues uc=$uc"
 	for j in "${jobs[@]}"; do
 		set -- $j
 		base=$(fio_iops "$loop" "$1" "$2" "$3")
 		iops=$(fio_iops "$dev" "$1" "$2" "$3")
 		ratio=$(awk -v a="$iops" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-		printf 'vmbench: %-22s %-9s %-2s qd%-3s loop %8s IOPS  ublk %8s IOPS  ratio %s\n' "$label" "$1" "$2" "$3" "$base" "$iops" "$ratio"
+		printf 'vmbench: %-24s %-9s %-2s qd%-3s loop %8s IOPS  ublk %8s IOPS  ratio %s\n' "$label" "$1" "$2" "$3" "$base" "$iops" "$ratio"
 	done
 	kill -TERM "$srv"
 	wait "$srv" || { echo "vmbench: snapring exited $?" >&2; cat "$out" >&2; exit 1; }
 	srv=
 	rm -f "$out"
+done
 done
 left=$(ls -d /sys/block/ublkb* 2>/dev/null || true)
 [ -z "$left" ] || { echo "vmbench: devices left behind: $left" >&2; exit 1; }
