@@ -1,15 +1,11 @@
 package ublk
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/snapring/snapring/internal/cprobe"
 )
 
 type layoutCheck struct {
@@ -153,24 +149,7 @@ func TestLayoutNewerThanHeader(t *testing.T) {
 // linux/ublk_cmd.h and checks each size and offset above, the constants, and
 // our ioctl encoding of every opcode against the kernel's _IOR/_IOWR macros.
 func TestLayoutMatchesHeader(t *testing.T) {
-	const header = "/usr/include/linux/ublk_cmd.h"
-	if _, err := os.Stat(header); err != nil {
-		t.Skipf("no %s (install linux-libc-dev): %v", header, err)
-	}
-	cc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("gcc not found: cannot compile the layout probe")
-	}
 	checks := layoutChecks()
-	var src strings.Builder
-	src.WriteString("#include <stdio.h>\n#include <stddef.h>\n#include <errno.h>\n#include <linux/ioctl.h>\n#include <linux/ublk_cmd.h>\nint main(void) {\n")
-	for _, c := range checks {
-		if c.cField == "" {
-			fmt.Fprintf(&src, "printf(\"%%lld\\n\", (long long)sizeof(struct %s));\n", c.cStruct)
-		} else {
-			fmt.Fprintf(&src, "printf(\"%%lld\\n\", (long long)offsetof(struct %s, %s));\n", c.cStruct, c.cField)
-		}
-	}
 	type constCheck struct {
 		expr string
 		got  int64
@@ -213,47 +192,16 @@ func TestLayoutMatchesHeader(t *testing.T) {
 	for _, nr := range []uint32{ioFetchReq, ioCommitAndFetchReq, ioNeedGetData} {
 		consts = append(consts, constCheck{fmt.Sprintf("_IOWR('u', %#x, struct ublksrv_io_cmd)", nr), int64(ioOpcode(nr, true))})
 	}
+	var probe []cprobe.Check
+	for _, c := range checks {
+		if c.cField == "" {
+			probe = append(probe, cprobe.Sizeof(c.cStruct, c.got))
+		} else {
+			probe = append(probe, cprobe.Offsetof(c.cStruct, c.cField, c.got))
+		}
+	}
 	for _, c := range consts {
-		fmt.Fprintf(&src, "printf(\"%%lld\\n\", (long long)(%s));\n", c.expr)
+		probe = append(probe, cprobe.Const(c.expr, c.got))
 	}
-	src.WriteString("return 0;\n}\n")
-	dir := t.TempDir()
-	cfile := filepath.Join(dir, "layout.c")
-	bin := filepath.Join(dir, "layout")
-	if err := os.WriteFile(cfile, []byte(src.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(cc, "-o", bin, cfile).CombinedOutput(); err != nil {
-		t.Fatalf("compiling the layout probe: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin).Output()
-	if err != nil {
-		t.Fatalf("running the layout probe: %v", err)
-	}
-	var want []int64
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		v, err := strconv.ParseInt(sc.Text(), 10, 64)
-		if err != nil {
-			t.Fatalf("probe output %q: %v", sc.Text(), err)
-		}
-		want = append(want, v)
-	}
-	if len(want) != len(checks)+len(consts) {
-		t.Fatalf("probe printed %d values, want %d", len(want), len(checks)+len(consts))
-	}
-	for i, c := range checks {
-		what := "sizeof(struct " + c.cStruct + ")"
-		if c.cField != "" {
-			what = "offsetof(struct " + c.cStruct + ", " + c.cField + ")"
-		}
-		if int64(c.got) != want[i] {
-			t.Errorf("%s: Go has %d, C has %d", what, c.got, want[i])
-		}
-	}
-	for i, c := range consts {
-		if c.got != want[len(checks)+i] {
-			t.Errorf("%s: Go has %#x, C has %#x", c.expr, c.got, want[len(checks)+i])
-		}
-	}
+	cprobe.Run(t, []string{"linux/ublk_cmd.h", "errno.h", "linux/ioctl.h"}, probe)
 }

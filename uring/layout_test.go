@@ -1,15 +1,10 @@
 package uring
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/snapring/snapring/internal/cprobe"
 )
 
 // layoutChecks pairs every kernel struct field declared in kernel.go with its
@@ -106,24 +101,7 @@ func layoutChecks() []struct {
 // linux/io_uring.h and checks each size and offset above. It also checks the
 // constants that carry ABI meaning.
 func TestLayoutMatchesHeader(t *testing.T) {
-	const header = "/usr/include/linux/io_uring.h"
-	if _, err := os.Stat(header); err != nil {
-		t.Skipf("no %s (install linux-libc-dev): %v", header, err)
-	}
-	cc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("gcc not found: cannot compile the layout probe")
-	}
 	checks := layoutChecks()
-	var src strings.Builder
-	src.WriteString("#include <stdio.h>\n#include <stddef.h>\n#include <linux/io_uring.h>\nint main(void) {\n")
-	for _, c := range checks {
-		if c.cField == "" {
-			fmt.Fprintf(&src, "printf(\"%%zu\\n\", sizeof(struct %s));\n", c.cStruct)
-		} else {
-			fmt.Fprintf(&src, "printf(\"%%zu\\n\", offsetof(struct %s, %s));\n", c.cStruct, c.cField)
-		}
-	}
 	consts := []struct {
 		name string
 		got  uint64
@@ -149,48 +127,16 @@ func TestLayoutMatchesHeader(t *testing.T) {
 		{"IORING_OP_WRITE", uint64(OpWrite)}, {"IORING_OP_MSG_RING", uint64(OpMsgRing)}, {"IORING_OP_URING_CMD", uint64(OpURingCmd)},
 		{"__NR_io_uring_setup", sysSetup}, {"__NR_io_uring_enter", sysEnter}, {"__NR_io_uring_register", sysRegister},
 	}
-	src.WriteString("#include <sys/syscall.h>\n")
+	var probe []cprobe.Check
+	for _, c := range checks {
+		if c.cField == "" {
+			probe = append(probe, cprobe.Sizeof(c.cStruct, c.got))
+		} else {
+			probe = append(probe, cprobe.Offsetof(c.cStruct, c.cField, c.got))
+		}
+	}
 	for _, c := range consts {
-		fmt.Fprintf(&src, "printf(\"%%llu\\n\", (unsigned long long)(%s));\n", c.name)
+		probe = append(probe, cprobe.Const(c.name, int64(c.got)))
 	}
-	src.WriteString("return 0;\n}\n")
-	dir := t.TempDir()
-	cfile := filepath.Join(dir, "layout.c")
-	bin := filepath.Join(dir, "layout")
-	if err := os.WriteFile(cfile, []byte(src.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(cc, "-o", bin, cfile).CombinedOutput(); err != nil {
-		t.Fatalf("compiling the layout probe: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin).Output()
-	if err != nil {
-		t.Fatalf("running the layout probe: %v", err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	var want []uint64
-	for sc.Scan() {
-		v, err := strconv.ParseUint(sc.Text(), 10, 64)
-		if err != nil {
-			t.Fatalf("probe output %q: %v", sc.Text(), err)
-		}
-		want = append(want, v)
-	}
-	if len(want) != len(checks)+len(consts) {
-		t.Fatalf("probe printed %d values, want %d", len(want), len(checks)+len(consts))
-	}
-	for i, c := range checks {
-		what := "sizeof(struct " + c.cStruct + ")"
-		if c.cField != "" {
-			what = "offsetof(struct " + c.cStruct + ", " + c.cField + ")"
-		}
-		if uint64(c.got) != want[i] {
-			t.Errorf("%s: Go has %d, C has %d", what, c.got, want[i])
-		}
-	}
-	for i, c := range consts {
-		if c.got != want[len(checks)+i] {
-			t.Errorf("%s: Go has %d, C has %d", c.name, c.got, want[len(checks)+i])
-		}
-	}
+	cprobe.Run(t, []string{"linux/io_uring.h", "sys/syscall.h"}, probe)
 }
