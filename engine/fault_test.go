@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -317,7 +318,14 @@ func TestLowFreeSpaceGrowth(t *testing.T) {
 		if k > 48 {
 			continue
 		}
-		st, want := s.Stats(), expect(k)
+		want := expect(k)
+		// The storage grows in the background: give it a moment.
+		deadline := time.Now().Add(10 * time.Second)
+		for s.Stats().DiffCapacityBytes != want.capacity && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		evs = append(evs, tuDrainEvents(s)...)
+		st := s.Stats()
 		if st.DiffUsedBytes != k*chunk || st.DiffCapacityBytes != want.capacity || fileSize() != want.capacity ||
 			tuCountKind(evs, EventLowFreeSpace, "") != want.low || tuCountKind(evs, EventNoSpace, "") != want.no {
 			t.Fatalf("after %d chunks: used %d, capacity %d, file %d, events %v; want capacity %d, %d low, %d no-space",
@@ -557,4 +565,53 @@ func TestImageReadInFlightDuringDestroy(t *testing.T) {
 		t.Fatalf("image read: %v, want ErrClosed", r.Err)
 	}
 	<-s.Done()
+}
+
+// Faults on origin writes, matched by device and offset: a failed write
+// reports the errno and writes nothing (a short one moves half); other
+// devices and other offsets are untouched by the fault; the image is
+// unaffected either way.
+func TestFaultOriginWrite(t *testing.T) {
+	const shift, chunk = 14, 1 << 14
+	for _, fk := range faultKinds {
+		t.Run(fk.name, func(t *testing.T) {
+			plan := &FaultPlan{}
+			dir := t.TempDir()
+			a, dataA := tuOrigin(t, dir, 8*chunk, 1)
+			b, dataB := tuOrigin(t, dir, 8*chunk, 2)
+			opts := tuOpts(shift, 4)
+			opts.Faults = plan
+			s := tuSnap(t, []*Device{a, b}, StorageConfig{}, opts)
+			if err := s.Take(); err != nil {
+				t.Fatal(err)
+			}
+			plan.Add(Fault{Target: FaultOrigin, Device: a, Write: true, Off: 2 * chunk, Len: 4096, Errno: fk.errno, Short: fk.short})
+			w := tuPattern(8192, 3)
+			wantA, wantB := append([]byte(nil), dataA...), append([]byte(nil), dataB...)
+			// The same offset on b, and another offset on a, are not matched.
+			if _, err := b.WriteAt(w, 2*chunk); err != nil {
+				t.Fatalf("write to b: %v", err)
+			}
+			copy(wantB[2*chunk:], w)
+			if _, err := a.WriteAt(w, 4*chunk); err != nil {
+				t.Fatalf("write to a elsewhere: %v", err)
+			}
+			copy(wantA[4*chunk:], w)
+			_, err := a.WriteAt(w, 2*chunk-4096)
+			wantFaultErr(t, "origin write over the fault", err, fk.errno, fk.short)
+			if fk.short {
+				copy(wantA[2*chunk-4096:], w[:len(w)/2])
+			}
+			if plan.Hits() != 1 {
+				t.Fatalf("hits %d, want 1", plan.Hits())
+			}
+			tuMustEqual(t, "origin a", tuRead(t, a, 0, len(wantA)), wantA, 0)
+			tuMustEqual(t, "origin b", tuRead(t, b, 0, len(wantB)), wantB, 0)
+			tuMustEqual(t, "image a", tuRead(t, s.Image(a), 0, len(dataA)), dataA, 0)
+			tuMustEqual(t, "image b", tuRead(t, s.Image(b), 0, len(dataB)), dataB, 0)
+			if st := s.Stats(); st.Corrupted {
+				t.Fatalf("a failed origin write corrupted the snapshot: %+v", st)
+			}
+		})
+	}
 }

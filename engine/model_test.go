@@ -200,7 +200,7 @@ func newModelQueue(t *rapid.T, depth, slot int) *asyncQ {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &asyncQ{q: q, slotBytes: slot, reqs: make([]Request, depth), out: make([]*Request, depth)}
+	a := &asyncQ{t: t, q: q, slotBytes: slot, reqs: make([]Request, depth), out: make([]*Request, depth)}
 	if a.arena, err = newBounce(depth * slot); err != nil {
 		q.Close()
 		t.Fatal(err)
@@ -209,6 +209,9 @@ func newModelQueue(t *rapid.T, depth, slot int) *asyncQ {
 }
 
 func (m *model) close(t *rapid.T) {
+	for _, q := range m.queues {
+		q.close()
+	}
 	if m.snap != nil {
 		m.snap.Destroy()
 		<-m.snap.Done()
@@ -220,9 +223,6 @@ func (m *model) close(t *rapid.T) {
 				t.Errorf("image read after Destroy: %v, want ErrClosed", err)
 			}
 		}
-	}
-	for _, q := range m.queues {
-		q.close()
 	}
 	for _, md := range m.devs {
 		if err := md.dev.Close(); err != nil {
@@ -624,10 +624,16 @@ func (m *model) verify(t *rapid.T) {
 		_, err = md.img.ReadAt(got, 0)
 		m.imageReadResult(t, md, md.corrupted, 0, got, err)
 	}
-	st := m.snap.Stats()
 	anyCorrupt := false
 	for _, md := range m.devs {
 		anyCorrupt = anyCorrupt || md.corrupted
+	}
+	// A store worker marks the chunk failed, then the image corrupted: an
+	// image read in between already gets ErrCorrupted.
+	st := m.snap.Stats()
+	for deadline := time.Now().Add(2 * time.Second); anyCorrupt && !st.Corrupted && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Microsecond)
+		st = m.snap.Stats()
 	}
 	switch {
 	case anyCorrupt && !st.Corrupted:

@@ -112,6 +112,7 @@ func TestSectorStamps(t *testing.T) {
 		zones = append(zones, &stampZone{start: z * zoneSectors, count: min(zoneSectors, sectors-z*zoneSectors)})
 	}
 	var seq atomic.Uint64
+	var ackedTotal atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -119,13 +120,20 @@ func TestSectorStamps(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := stampWriter(t, d, zones, w, writers, depth, maxExtent, &seq, stop); err != nil {
+			if err := stampWriter(t, d, zones, w, writers, depth, maxExtent, &seq, &ackedTotal, stop); err != nil {
 				errs <- err
 			}
 		}()
 	}
 
-	time.Sleep(30 * time.Millisecond)
+	// Take once the writers are well under way, and let them go on after.
+	waitAcked := func(n int64) {
+		deadline := time.Now().Add(20 * time.Second)
+		for ackedTotal.Load() < n && time.Now().Before(deadline) && len(errs) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitAcked(100)
 	ackedLow := make([]int64, len(zones))
 	for i, z := range zones {
 		ackedLow[i] = z.acked.Load()
@@ -144,7 +152,7 @@ func TestSectorStamps(t *testing.T) {
 	if _, err := img.ReadAt(during, 0); err != nil {
 		t.Fatalf("image read during writes: %v", err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitAcked(ackedTotal.Load() + 200)
 	close(stop)
 	wg.Wait()
 	close(errs)
@@ -159,7 +167,7 @@ func TestSectorStamps(t *testing.T) {
 	for _, z := range zones {
 		total += int64(len(z.log))
 	}
-	if total < 50 || seq.Load() <= seqBound {
+	if total < 300 || seq.Load() <= seqBound+100 {
 		t.Fatalf("only %d writes (%d after take): the writers did not overlap the take", total, seq.Load()-seqBound)
 	}
 	if st := s.Stats(); st.ChunksCopied == 0 || st.Corrupted {
@@ -238,7 +246,9 @@ func (z *stampZone) matchPrefix(seqs []uint64, lo, hi int64) error {
 
 // stampWriter keeps up to depth writes in flight on its own queue, each in a
 // different zone it owns (zone index ≡ w mod writers).
-func stampWriter(t testing.TB, d *Device, zones []*stampZone, w, writers, depth, maxExtent int, seq *atomic.Uint64, stop <-chan struct{}) error {
+// On an error it stops submitting, completes what is in flight (so that
+// Take, a barrier over in-flight writes, cannot hang on it) and returns it.
+func stampWriter(t testing.TB, d *Device, zones []*stampZone, w, writers, depth, maxExtent int, seq *atomic.Uint64, ackedTotal *atomic.Int64, stop <-chan struct{}) (err error) {
 	aq := newAsyncQ(t, depth, maxExtent*sectorSize)
 	rng := rand.New(rand.NewSource(int64(w) + 100))
 	var mine []int
@@ -252,6 +262,12 @@ func stampWriter(t testing.TB, d *Device, zones []*stampZone, w, writers, depth,
 		free[i] = i
 	}
 	stopping := false
+	fail := func(e error) {
+		if err == nil {
+			err = e
+		}
+		stopping = true
+	}
 	for {
 		select {
 		case <-stop:
@@ -277,28 +293,31 @@ func stampWriter(t testing.TB, d *Device, zones []*stampZone, w, writers, depth,
 			z.submitted.Add(1)
 			r := &aq.reqs[slot]
 			*r = Request{Op: OpOriginWrite, Device: d, Off: start * sectorSize, Buf: buf, UserData: uint64(slot)}
-			if err := aq.q.Submit(r); err != nil {
-				return fmt.Errorf("writer %d: submit: %w", w, err)
+			if e := aq.q.Submit(r); e != nil {
+				fail(fmt.Errorf("writer %d: submit: %w", w, e))
+				break
 			}
 			busy[zi] = slot
 			zoneOf[slot] = zi
 		}
 		if aq.q.InFlight() == 0 {
 			if stopping {
-				return nil
+				return err
 			}
 			continue
 		}
-		n, err := aq.q.Poll(aq.out, 1)
-		if err != nil {
-			return fmt.Errorf("writer %d: poll: %w", w, err)
+		n, e := aq.q.Poll(aq.out, 1)
+		if e != nil {
+			return fmt.Errorf("writer %d: poll: %w", w, e) // the queue is unusable
 		}
 		for _, r := range aq.out[:n] {
 			slot := int(r.UserData)
 			if r.Err != nil {
-				return fmt.Errorf("writer %d: origin write at sector %d: %w", w, r.Off/sectorSize, r.Err)
+				fail(fmt.Errorf("writer %d: origin write at sector %d: %w", w, r.Off/sectorSize, r.Err))
+			} else {
+				zones[zoneOf[slot]].acked.Add(1)
+				ackedTotal.Add(1)
 			}
-			zones[zoneOf[slot]].acked.Add(1)
 			delete(busy, zoneOf[slot])
 			free = append(free, slot)
 		}

@@ -34,6 +34,7 @@ type extent struct {
 	used     int64
 	growable bool
 	ownsFile bool
+	id       fileID // to refuse appending bytes already in the storage
 }
 
 // diffStorage is an append-only region allocator over extents. Regions are
@@ -176,7 +177,7 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 			return fmt.Errorf("%w: difference storage %s is one of the snapshot's original devices", ErrInvalid, path)
 		}
 	}
-	e := &extent{file: f, fd: int32(f.Fd()), physOff: off, ownsFile: true, growable: growable}
+	e := &extent{file: f, fd: int32(f.Fd()), physOff: off, ownsFile: true, growable: growable, id: id}
 	switch {
 	case isBlk:
 		size, err := blockDeviceSize(f)
@@ -216,6 +217,13 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, o := range s.extents {
+		// The same bytes twice would hand out overlapping regions.
+		if o.id == id && e.physOff < o.physOff+o.maxLen && o.physOff < e.physOff+e.maxLen {
+			f.Close()
+			return fmt.Errorf("%w: difference storage %s: %d+%d is already part of the difference storage", ErrInvalid, path, e.physOff, e.maxLen)
+		}
+	}
 	if n := len(s.extents); n > 0 {
 		last := s.extents[n-1]
 		e.logical = last.logical + last.maxLen
