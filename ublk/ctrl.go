@@ -295,3 +295,18 @@ func ProbeFeatures() (Features, error) {
 	defer c.Close()
 	return c.features, nil
 }
+
+// Remove stops and deletes ublk device id, for recovery after its server
+// died (kill -9): the driver has failed its I/O, and the device stays until
+// someone deletes it. It waits at most wait for the device to go.
+func Remove(id uint32, wait time.Duration) error {
+	c, err := openCtrl()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.stopDev(id); err != nil && !errors.Is(err, unix.ENODEV) {
+		return err
+	}
+	return c.delDev(id, wait)
+}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,8 +21,31 @@ func deviceCmd() *cobra.Command {
 		Use:   "device",
 		Short: "Expose a target as a ublk block device (/dev/ublkbN) until SIGINT or SIGTERM",
 	}
-	cmd.AddCommand(devicePassthroughCmd())
+	cmd.AddCommand(devicePassthroughCmd(), deviceRemoveCmd())
 	return cmd
+}
+
+// deviceRemoveCmd deletes devices a dead server left behind (kill -9): the
+// driver has failed their I/O; removing them frees the names.
+func deviceRemoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove ID|/dev/ublkbN...",
+		Short: "Stop and delete ublk devices whose server died",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, a := range args {
+				id, err := strconv.ParseUint(strings.TrimPrefix(a, "/dev/ublkb"), 10, 32)
+				if err != nil {
+					return &exitError{2, fmt.Errorf("%q: want a device id or /dev/ublkbN", a)}
+				}
+				if err := ublk.Remove(uint32(id), 10*time.Second); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed /dev/ublkb%d\n", id)
+			}
+			return nil
+		},
+	}
 }
 
 func devicePassthroughCmd() *cobra.Command {
