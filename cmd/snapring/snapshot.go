@@ -25,6 +25,7 @@ func snapshotCmd() *cobra.Command {
 		take       string
 		chunkShift uint
 		inMemory   int
+		userCopy   string
 		cfg        ublk.DeviceConfig
 	)
 	cmd := &cobra.Command{
@@ -45,6 +46,16 @@ the origin devices.`,
 			}
 			if take != "now" && take != "signal" {
 				return &exitError{2, fmt.Errorf("--take %q: want now or signal", take)}
+			}
+			switch userCopy {
+			case "auto":
+				cfg.UserCopy = ublk.UserCopyAuto
+			case "on":
+				cfg.UserCopy = ublk.UserCopyOn
+			case "off":
+				cfg.UserCopy = ublk.UserCopyOff
+			default:
+				return &exitError{2, fmt.Errorf("--user-copy %q: want auto, on or off", userCopy)}
 			}
 			limitBytes, err := scenarios.ParseSize(limit)
 			if err != nil {
@@ -71,6 +82,7 @@ the origin devices.`,
 	f.StringVar(&take, "take", "now", "when to take the snapshot: now, or signal (on SIGUSR1)")
 	f.UintVar(&chunkShift, "chunk-shift", engine.DefaultChunkMinimumShift, "chunk_minimum_shift (chunk size 1<<N)")
 	f.IntVar(&inMemory, "chunks-in-memory", engine.DefaultChunkMaximumInQueue, "chunk_maximum_in_queue: chunks held in memory per device before writers wait")
+	f.StringVar(&userCopy, "user-copy", "auto", "data path: auto (UBLK_F_USER_COPY when offered), on or off")
 	f.IntVar(&cfg.Queues, "queues", ublk.DefaultQueues, "hardware queues per device")
 	f.IntVar(&cfg.Depth, "depth", ublk.DefaultDepth, "requests in flight per queue")
 	return cmd

@@ -72,24 +72,28 @@ declare -A W R
 W[loop]=$(fio_iops "$loop" randwrite 4k 32)
 R[loop]=$(fio_iops "$loop" read 1M 8)
 
-start_server device passthrough --file "$loop" --queues 1 --depth 64
-dev=$(grep -m1 '^/dev/ublkb' "$SRVLOG")
-W[passthrough]=$(fio_iops "$dev" randwrite 4k 32)
-R[passthrough]=$(fio_iops "$dev" read 1M 8)
-stop_server
+for uc in on off; do
+	start_server device passthrough --file "$loop" --queues 1 --depth 64 --user-copy $uc
+	dev=$(grep -m1 '^/dev/ublkb' "$SRVLOG")
+	W[passthrough-$uc]=$(fio_iops "$dev" randwrite 4k 32)
+	R[passthrough-$uc]=$(fio_iops "$dev" read 1M 8)
+	stop_server
+done
 
 # snapring_origin sets dev (not in a subshell: start_server keeps srv).
-snapring_origin() {
+snapring_origin() { # USER_COPY mode
 	start_server snapshot --origin "$loop" --storage "$cowloop" --limit "$((SIZE_MB * 2))MiB" \
-		--chunk-shift "$CHUNK_SHIFT" --chunks-in-memory "$IN_MEMORY" --queues 1 --depth 64
+		--chunk-shift "$CHUNK_SHIFT" --chunks-in-memory "$IN_MEMORY" --queues 1 --depth 64 --user-copy "$1"
 	dev=$(awk '/^origin /{print $3; exit}' "$SRVLOG")
 }
-snapring_origin
-W[snapring]=$(fio_iops "$dev" randwrite 4k 32)
-stop_server
-snapring_origin
-R[snapring]=$(fio_iops "$dev" read 1M 8)
-stop_server
+for uc in on off; do
+	snapring_origin $uc
+	W[snapring-$uc]=$(fio_iops "$dev" randwrite 4k 32)
+	stop_server
+	snapring_origin $uc
+	R[snapring-$uc]=$(fio_iops "$dev" read 1M 8)
+	stop_server
+done
 
 sectors=$(blockdev --getsz "$loop")
 # dm_origin sets dev.
@@ -112,16 +116,20 @@ R[dm-snapshot]=$(fio_iops "$dev" read 1M 8)
 echo "compare: kernel $(uname -r), $(nproc) cpus, ${SIZE_MB} MiB tmpfs backing via loop, chunk ${CHUNK_KB} KiB, snapring chunks in memory ${IN_MEMORY}, ${RUNTIME}s per job"
 printf '| %-28s | %14s | %10s | %14s | %10s |\n' "device" "4k randwrite IOPS" "vs loop" "1M read IOPS" "vs loop"
 printf '|%s|%s|%s|%s|%s|\n' "------------------------------" "-------------------:" "-----------:" "---------------:" "-----------:"
-for k in loop passthrough snapring dm-snapshot; do
+for k in loop passthrough-on passthrough-off snapring-on snapring-off dm-snapshot; do
 	label=$k
 	case $k in
 	loop) label="loop device (raw)" ;;
-	passthrough) label="snapring passthrough (ublk)" ;;
-	snapring) label="snapring origin + snapshot" ;;
-	dm-snapshot) label="dm-snapshot origin + snapshot" ;;
+	passthrough-on) label="passthrough, USER_COPY" ;;
+	passthrough-off) label="passthrough, buffer address" ;;
+	snapring-on) label="origin+snapshot, USER_COPY" ;;
+	snapring-off) label="origin+snapshot, address" ;;
+	dm-snapshot) label="dm-snapshot origin+snapshot" ;;
 	esac
 	printf '| %-28s | %17s | %10s | %14s | %10s |\n' "$label" "${W[$k]}" \
 		"$(awk -v a="${W[$k]}" -v b="${W[loop]}" 'BEGIN { printf "%.2f", a / b }')" "${R[$k]}" \
 		"$(awk -v a="${R[$k]}" -v b="${R[loop]}" 'BEGIN { printf "%.2f", a / b }')"
 done
-echo "compare: snapring/dm-snapshot randwrite $(awk -v a="${W[snapring]}" -v b="${W[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }'), read $(awk -v a="${R[snapring]}" -v b="${R[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }')"
+for uc in on off; do
+	echo "compare: snapring (user-copy $uc)/dm-snapshot randwrite $(awk -v a="${W[snapring-$uc]}" -v b="${W[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }'), read $(awk -v a="${R[snapring-$uc]}" -v b="${R[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }')"
+done
