@@ -16,7 +16,11 @@ import (
 type UserCopyMode int
 
 const (
-	// UserCopyAuto uses UBLK_F_USER_COPY when the driver offers it.
+	// UserCopyAuto picks the faster path: the buffer address (UserCopyOff).
+	// Measured in one VM run (make vm-bench, Linux 6.12): 4 KiB random
+	// writes 2821 IOPS with the buffer address against 2051 with USER_COPY,
+	// whose reads and writes of /dev/ublkcN the driver runs on a worker
+	// thread, one handoff more per request.
 	UserCopyAuto UserCopyMode = iota
 	// UserCopyOn requires UBLK_F_USER_COPY (Linux 6.5): the queue copies
 	// each request's data with a read or write on /dev/ublkcN, through its
@@ -158,8 +162,6 @@ func Create(cfg DeviceConfig, target Target) (*Device, error) {
 		flags |= FeatureCmdIoctlEncode
 	}
 	switch cfg.UserCopy {
-	case UserCopyAuto:
-		flags |= c.features & FeatureUserCopy
 	case UserCopyOn:
 		if c.features&FeatureUserCopy == 0 {
 			c.Close()

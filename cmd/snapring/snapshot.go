@@ -82,7 +82,7 @@ the origin devices.`,
 	f.StringVar(&take, "take", "now", "when to take the snapshot: now, or signal (on SIGUSR1)")
 	f.UintVar(&chunkShift, "chunk-shift", engine.DefaultChunkMinimumShift, "chunk_minimum_shift (chunk size 1<<N)")
 	f.IntVar(&inMemory, "chunks-in-memory", engine.DefaultChunkMaximumInQueue, "chunk_maximum_in_queue: chunks held in memory per device before writers wait")
-	f.StringVar(&userCopy, "user-copy", "auto", "data path: auto (UBLK_F_USER_COPY when offered), on or off")
+	f.StringVar(&userCopy, "user-copy", "auto", "data path: auto (the buffer address, measured faster), on (UBLK_F_USER_COPY) or off (the buffer address)")
 	f.IntVar(&cfg.Queues, "queues", ublk.DefaultQueues, "hardware queues per device")
 	f.IntVar(&cfg.Depth, "depth", ublk.DefaultDepth, "requests in flight per queue")
 	return cmd
