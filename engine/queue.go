@@ -894,7 +894,8 @@ func (q *Queue) loaded(r *Request, n int64, k kind, res int32) {
 		c.state = stateInMemory
 	case k == kindLoadOrig:
 		c.state = stateNew
-	default:
+	default: // from the difference storage: corrupted before it shows failed
+		a.corrupt(err)
 		c.state = stateFailed
 		a.failed.Add(1)
 	}
@@ -903,9 +904,6 @@ func (q *Queue) loaded(r *Request, n int64, k kind, res int32) {
 	if err != nil {
 		if r.Err == nil {
 			r.Err = err
-		}
-		if k == kindLoadDiff {
-			a.corrupt(err)
 		}
 		a.putBuffer(idx, q)
 	} else {

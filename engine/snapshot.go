@@ -432,6 +432,9 @@ func (s *Snapshot) finishStore(j *storeJob) {
 	var woken *Request
 	switch {
 	case j.err != nil:
+		// Mark the image corrupted before the chunk shows failed, so
+		// that once any image I/O got ErrCorrupted all of it does.
+		a.corrupt(j.err)
 		c.state = stateFailed
 		a.failed.Add(1)
 		woken = a.unpark(n, c)
@@ -447,9 +450,6 @@ func (s *Snapshot) finishStore(j *storeJob) {
 		woken = a.unpark(n, c)
 	}
 	c.mu.Unlock()
-	if j.err != nil {
-		a.corrupt(j.err)
-	}
 	a.putBuffer(j.idx, nil)
 	wakeList(woken, nil)
 }
