@@ -102,3 +102,41 @@ func TestBasicCOW(t *testing.T) {
 		t.Fatalf("read after destroy: %v", err)
 	}
 }
+
+// TestWriteZeroesOnTmpfs: where ZERO_RANGE is unsupported (tmpfs), write-
+// zeroes falls back to a punched hole, after copying the chunk.
+func TestWriteZeroesOnTmpfs(t *testing.T) {
+	if _, err := os.Stat("/dev/shm"); err != nil {
+		t.Skip("no /dev/shm")
+	}
+	d, orig := newOrigin(t, "/dev/shm", 1<<20, 5)
+	t.Cleanup(func() { os.Remove(d.Path()) })
+	s := newSnap(t, []*Device{d}, 16<<20, smallOpts())
+	if err := s.Take(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewQueue(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	r := Request{Op: OpOriginWriteZeroes, Device: d, Off: 60 << 10, Len: 8 << 10}
+	if err := q.Submit(&r); err != nil {
+		t.Fatal(err)
+	}
+	var out [1]*Request
+	for n, _ := q.Poll(out[:], 1); n == 0; n, _ = q.Poll(out[:], 1) {
+	}
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	got := make([]byte, 8<<10)
+	d.ReadAt(got, 60<<10)
+	if !bytes.Equal(got, make([]byte, 8<<10)) {
+		t.Fatal("origin range not zeroed")
+	}
+	s.Image(d).ReadAt(got, 60<<10)
+	if !bytes.Equal(got, orig[60<<10:68<<10]) {
+		t.Fatal("write-zeroes reached the image")
+	}
+}

@@ -76,6 +76,7 @@ type Request struct {
 	pending   int
 	parked    bool
 	issued    bool
+	zeroPunch bool // write-zeroes retried as a punched hole
 	waitChunk int64
 	waitNext  *Request
 }
@@ -256,7 +257,7 @@ func (q *Queue) Submit(r *Request) error {
 	q.live++
 	r.q = q
 	r.Err, r.Source, r.Copied = nil, 0, false
-	r.area, r.snapRef, r.counted, r.pending, r.parked, r.issued = nil, false, false, 0, false, false
+	r.area, r.snapRef, r.counted, r.pending, r.parked, r.issued, r.zeroPunch = nil, false, false, 0, false, false, false
 	q.start(r)
 	return nil
 }
@@ -331,6 +332,10 @@ func (q *Queue) startOriginWrite(r *Request) {
 		d.inflight.Add(1)
 		if d.barrier.Load() {
 			d.inflight.Add(-1)
+			if r.NoWait {
+				q.finish(r, ErrWouldBlock)
+				return
+			}
 			d.takeMu.Lock()
 			if d.barrier.Load() {
 				r.parked = true
@@ -810,6 +815,14 @@ func (q *Queue) complete(c uring.CQE) {
 	r.pending--
 	switch k {
 	case kindOriginIO:
+		if r.Op == OpOriginWriteZeroes && res == -int32(unix.EOPNOTSUPP) && !r.zeroPunch {
+			// No ZERO_RANGE here (tmpfs): a punched hole reads as zeroes too.
+			r.zeroPunch = true
+			r.pending++
+			s := q.sqe(packUD(r.slot, kindOriginIO, 0, 0))
+			s.PrepFallocate(r.Device.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, uint64(r.Off), uint64(r.Len))
+			return
+		}
 		var err error
 		if res < 0 {
 			err = fmt.Errorf("engine: %s %s at %d: %w", r.Op, r.Device.path, r.Off, unix.Errno(-res))

@@ -147,7 +147,9 @@ func (s *Snapshot) DroppedEvents() int64 { return s.events.dropped.Load() }
 // barrier over origin writes: writes acknowledged before Take are in the
 // images; writes submitted after it are not; writes in flight during Take
 // finish before copy-on-write starts (wholly in), while writes arriving
-// during Take wait for it (wholly out).
+// during Take wait for it (wholly out). Take waits for the writes in flight
+// to complete, so their queues' owners must keep polling meanwhile: do not
+// call Take from a goroutine that owns a queue with origin writes in flight.
 func (s *Snapshot) Take() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
