@@ -55,22 +55,8 @@ func TestConcurrentOriginWritesImageReads(t *testing.T) {
 	opts := tuOpts(shift, 4)
 	opts.StoreWorkers = 2
 	s := tuSnap(t, ds, StorageConfig{}, opts)
-	if err := s.Take(); err != nil {
-		t.Fatal(err)
-	}
-	for _, cd := range devs {
-		cd.img = s.Image(cd.d)
-		cd.image = append([]byte(nil), cd.atTake...)
-	}
 	// The image writer owns the first 16 chunks of device 1's image.
-	imgW := concZone{dev: devs[1], off: 0, len: 16 * chunk}
-
-	var zones []concZone
-	for _, cd := range devs {
-		for off := int64(0); off < cd.d.Size(); off += zoneBytes {
-			zones = append(zones, concZone{dev: cd, off: off, len: min(zoneBytes, cd.d.Size()-off)})
-		}
-	}
+	imgW, zones := concTake(t, s, devs, 16*chunk, zoneBytes)
 
 	var wg sync.WaitGroup
 	var writersLeft atomic.Int32
@@ -318,4 +304,25 @@ func TestImageReadHoldsOffCOW(t *testing.T) {
 	}
 	tuMustEqual(t, "image read racing an origin write", rd.Buf, data[3*chunk:4*chunk], 3*chunk)
 	tuMustEqual(t, "image", tuRead(t, img, 0, len(data)), data, 0)
+}
+
+// concTake takes the snapshot, points each device at its image (expected to
+// read as at take), and cuts the devices into writer zones; the image
+// writer gets the first imgBytes of the second device.
+func concTake(t *testing.T, s *Snapshot, devs []*concDev, imgBytes, zoneBytes int64) (concZone, []concZone) {
+	t.Helper()
+	if err := s.Take(); err != nil {
+		t.Fatal(err)
+	}
+	for _, cd := range devs {
+		cd.img = s.Image(cd.d)
+		cd.image = append([]byte(nil), cd.atTake...)
+	}
+	var zones []concZone
+	for _, cd := range devs {
+		for off := int64(0); off < cd.d.Size(); off += zoneBytes {
+			zones = append(zones, concZone{dev: cd, off: off, len: min(zoneBytes, cd.d.Size()-off)})
+		}
+	}
+	return concZone{dev: devs[1], off: 0, len: imgBytes}, zones
 }

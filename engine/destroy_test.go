@@ -46,20 +46,7 @@ func TestDestroyWhileIOInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Take(); err != nil {
-		t.Fatal(err)
-	}
-	for _, cd := range devs {
-		cd.img = s.Image(cd.d)
-		cd.image = append([]byte(nil), cd.atTake...)
-	}
-	imgW := concZone{dev: devs[1], off: 0, len: 8 * chunk}
-	var zones []concZone
-	for _, cd := range devs {
-		for off := int64(0); off < cd.d.Size(); off += zoneBytes {
-			zones = append(zones, concZone{dev: cd, off: off, len: min(zoneBytes, cd.d.Size()-off)})
-		}
-	}
+	imgW, zones := concTake(t, s, devs, 8*chunk, zoneBytes)
 
 	var destroyed atomic.Bool // set once Destroy has returned
 	var ops, imageOK, imageClosed atomic.Int64
