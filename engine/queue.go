@@ -213,14 +213,7 @@ func (q *Queue) RunReady() { q.runReady() }
 // TakeDone moves up to len(out) completed requests into out.
 func (q *Queue) TakeDone(out []*Request) int {
 	q.runReady()
-	n := copy(out, q.done)
-	for _, r := range q.done[:n] {
-		q.slots[r.slot] = nil
-		q.free = append(q.free, r.slot)
-		q.live--
-	}
-	q.done = q.done[:copy(q.done, q.done[n:])]
-	return n
+	return q.takeDone(out)
 }
 
 // Close releases the queue. Requests still in flight are abandoned: call it
@@ -756,6 +749,11 @@ func (q *Queue) PollTimeout(out []*Request, min int, timeout time.Duration) (int
 	if _, err := q.ring.Submit(); err != nil {
 		return 0, err
 	}
+	return q.takeDone(out), nil
+}
+
+// takeDone moves completed requests into out and frees their slots.
+func (q *Queue) takeDone(out []*Request) int {
 	n := copy(out, q.done)
 	for _, r := range q.done[:n] {
 		q.slots[r.slot] = nil
@@ -763,7 +761,7 @@ func (q *Queue) PollTimeout(out []*Request, min int, timeout time.Duration) (int
 		q.live--
 	}
 	q.done = q.done[:copy(q.done, q.done[n:])]
-	return n, nil
+	return n
 }
 
 // reap handles every completion ready in the ring, without waiting.
