@@ -140,3 +140,35 @@ func TestWriteZeroesOnTmpfs(t *testing.T) {
 		t.Fatal("write-zeroes reached the image")
 	}
 }
+
+// TestStorageRefusals: a storage file the engine created is removed again
+// when the snapshot is refused, and no snapshot may use another live
+// snapshot's original as its difference storage.
+func TestStorageRefusals(t *testing.T) {
+	d1, _ := newOrigin(t, "", 1<<20, 1)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "diff.img")
+	if _, err := NewSnapshot([]*Device{d1}, StorageConfig{Path: missing}, smallOpts()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no limit: %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("refused snapshot left %s behind (%v)", missing, err)
+	}
+	s1 := newSnap(t, []*Device{d1}, 16<<20, smallOpts())
+	d2, _ := newOrigin(t, "", 1<<20, 2)
+	if _, err := NewSnapshot([]*Device{d2}, StorageConfig{Path: d1.Path(), Limit: 1 << 20}, smallOpts()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("another snapshot's original as storage: %v", err)
+	}
+	s1.Destroy()
+	<-s1.Done()
+	// Once that snapshot is gone, the file is no longer anyone's original.
+	s2, err := NewSnapshot([]*Device{d2}, StorageConfig{Path: filepath.Join(dir, "other.img"), Limit: 4 << 20}, smallOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.AppendStorage(d1.Path(), 0, 1<<20); err != nil {
+		t.Fatalf("append a file no live snapshot covers: %v", err)
+	}
+	s2.Destroy()
+	<-s2.Done()
+}

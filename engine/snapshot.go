@@ -21,6 +21,7 @@ type Snapshot struct {
 	events  *eventQueue
 	faults  *FaultPlan
 
+	origins []fileID // the devices' identities, registered as live originals
 	storeQ  chan storeItem
 	quit    chan struct{}
 	workers sync.WaitGroup
@@ -85,7 +86,7 @@ func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot
 		a, err := newDiffArea(s, d, &opts)
 		if err != nil {
 			s.closeAreas()
-			s.storage.close()
+			s.storage.abort()
 			return nil, err
 		}
 		s.areas = append(s.areas, a)
@@ -97,20 +98,21 @@ func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot
 				b.dev.area.Store(nil)
 			}
 			s.closeAreas()
-			s.storage.close()
+			s.storage.abort()
 			return nil, fmt.Errorf("%w: device %s already has a snapshot", ErrInvalid, a.dev.path)
 		}
 		a.dev.acquire()
 	}
 	s.refs.Store(1)
+	s.origins = ids
+	addLiveOrigins(ids, 1)
 	// Every in-memory chunk holds a buffer, so the queue never fills.
 	s.storeQ = make(chan storeItem, total+1)
 	for i := 0; i < opts.StoreWorkers; i++ {
 		ring, err := uring.New(uring.Options{Entries: storeBatch})
 		if err != nil {
-			close(s.quit)
-			s.workers.Wait()
-			s.Destroy()
+			s.Destroy() // stops the workers already started
+			<-s.Done()
 			return nil, err
 		}
 		s.workers.Add(1)
@@ -227,6 +229,7 @@ func (s *Snapshot) Destroy() error {
 	if s.destroyed.Swap(true) {
 		return nil
 	}
+	addLiveOrigins(s.origins, -1)
 	s.mu.Lock()
 	for _, a := range s.areas {
 		a.dev.area.CompareAndSwap(a, nil)

@@ -35,6 +35,7 @@ type extent struct {
 	growable bool
 	ownsFile bool
 	id       fileID // to refuse appending bytes already in the storage
+	path     string // set when add created the file, for abort
 }
 
 // diffStorage is an append-only region allocator over extents. Regions are
@@ -61,6 +62,36 @@ type diffStorage struct {
 
 type fileID struct{ dev, ino, rdev uint64 }
 
+// liveOrigins counts, per original device, the live snapshots covering it,
+// so that no snapshot's difference storage can be another's original.
+var liveOrigins struct {
+	sync.Mutex
+	ids map[fileID]int
+}
+
+func addLiveOrigins(ids []fileID, delta int) {
+	liveOrigins.Lock()
+	defer liveOrigins.Unlock()
+	if liveOrigins.ids == nil {
+		liveOrigins.ids = map[fileID]int{}
+	}
+	for _, id := range ids {
+		if liveOrigins.ids[id] += delta; liveOrigins.ids[id] <= 0 {
+			delete(liveOrigins.ids, id)
+		}
+	}
+}
+
+func liveOriginIDs() []fileID {
+	liveOrigins.Lock()
+	defer liveOrigins.Unlock()
+	out := make([]fileID, 0, len(liveOrigins.ids))
+	for id := range liveOrigins.ids {
+		out = append(out, id)
+	}
+	return out
+}
+
 func statID(f *os.File) (fileID, bool, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -83,10 +114,11 @@ func newDiffStorage(cfg StorageConfig, portion int64, events *eventQueue, origin
 	s := &diffStorage{portion: portion, events: events, originIDs: origins,
 		growKick: make(chan struct{}, 1), growDone: make(chan struct{})}
 	s.grown = sync.NewCond(&s.mu)
+	go s.grower(s.growKick)
 	if err := s.add(cfg.Path, 0, cfg.Limit, true); err != nil {
+		s.abort()
 		return nil, err
 	}
-	go s.grower(s.growKick)
 	return s, nil
 }
 
@@ -140,7 +172,16 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 	fi, statErr := os.Stat(path)
 	var f *os.File
 	var err error
-	growable := false
+	growable, created := false, false
+	// fail undoes what add did: a file it created is removed again, so a
+	// refused storage leaves nothing behind.
+	fail := func(err error) error {
+		f.Close()
+		if created {
+			os.Remove(path)
+		}
+		return err
+	}
 	switch {
 	case statErr == nil && fi.IsDir():
 		fd, err := unix.Open(path, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
@@ -162,56 +203,57 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 		if err != nil {
 			return fmt.Errorf("engine: difference storage: %w", err)
 		}
+		created = statErr != nil
 		growable = first
 	default:
 		return fmt.Errorf("engine: difference storage %s: %w", path, statErr)
 	}
 	id, isBlk, err := statID(f)
 	if err != nil {
-		f.Close()
-		return fmt.Errorf("engine: difference storage %s: %w", path, err)
+		return fail(fmt.Errorf("engine: difference storage %s: %w", path, err))
 	}
 	for _, o := range s.originIDs {
 		if o == id {
-			f.Close()
-			return fmt.Errorf("%w: difference storage %s is one of the snapshot's original devices", ErrInvalid, path)
+			return fail(fmt.Errorf("%w: difference storage %s is one of the snapshot's original devices", ErrInvalid, path))
+		}
+	}
+	for _, o := range liveOriginIDs() {
+		if o == id {
+			return fail(fmt.Errorf("%w: difference storage %s is an original device of another live snapshot", ErrInvalid, path))
 		}
 	}
 	e := &extent{file: f, fd: int32(f.Fd()), physOff: off, ownsFile: true, growable: growable, id: id}
+	if created {
+		e.path = path
+	}
 	switch {
 	case isBlk:
 		size, err := blockDeviceSize(f)
 		if err != nil {
-			f.Close()
-			return fmt.Errorf("engine: difference storage %s: size: %w", path, err)
+			return fail(fmt.Errorf("engine: difference storage %s: size: %w", path, err))
 		}
 		if length == 0 {
 			length = size - off
 		}
 		if off+length > size || length <= 0 {
-			f.Close()
-			return fmt.Errorf("%w: difference storage %s: range %d+%d beyond its %d bytes", ErrInvalid, path, off, length, size)
+			return fail(fmt.Errorf("%w: difference storage %s: range %d+%d beyond its %d bytes", ErrInvalid, path, off, length, size))
 		}
 		e.capacity, e.maxLen = length, length
 	case growable:
 		if length <= 0 {
-			f.Close()
-			return fmt.Errorf("%w: difference storage %s: a limit is required for a file or directory", ErrInvalid, path)
+			return fail(fmt.Errorf("%w: difference storage %s: a limit is required for a file or directory", ErrInvalid, path))
 		}
 		if err := f.Truncate(0); err != nil {
-			f.Close()
-			return fmt.Errorf("engine: difference storage %s: %w", path, err)
+			return fail(fmt.Errorf("engine: difference storage %s: %w", path, err))
 		}
 		e.maxLen = length
 	default:
 		// An appended regular file: the given range, allocated now.
 		if length <= 0 {
-			f.Close()
-			return fmt.Errorf("%w: difference storage %s: a length is required to append a file", ErrInvalid, path)
+			return fail(fmt.Errorf("%w: difference storage %s: a length is required to append a file", ErrInvalid, path))
 		}
 		if err := unix.Fallocate(int(e.fd), 0, off, length); err != nil {
-			f.Close()
-			return fmt.Errorf("engine: difference storage %s: fallocate %d bytes: %w", path, length, err)
+			return fail(fmt.Errorf("engine: difference storage %s: fallocate %d bytes: %w", path, length, err))
 		}
 		e.capacity, e.maxLen = length, length
 	}
@@ -220,8 +262,7 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 	for _, o := range s.extents {
 		// The same bytes twice would hand out overlapping regions.
 		if o.id == id && e.physOff < o.physOff+o.maxLen && o.physOff < e.physOff+e.maxLen {
-			f.Close()
-			return fmt.Errorf("%w: difference storage %s: %d+%d is already part of the difference storage", ErrInvalid, path, e.physOff, e.maxLen)
+			return fail(fmt.Errorf("%w: difference storage %s: %d+%d is already part of the difference storage", ErrInvalid, path, e.physOff, e.maxLen))
 		}
 	}
 	if n := len(s.extents); n > 0 {
@@ -341,6 +382,17 @@ func (s *diffStorage) stats() (used, capacity, limit int64) {
 		limit += e.maxLen
 	}
 	return s.usedTotal, capacity, limit
+}
+
+// abort closes a storage whose snapshot could not be made, removing the
+// files it created.
+func (s *diffStorage) abort() {
+	s.close()
+	for _, e := range s.extents {
+		if e.path != "" {
+			os.Remove(e.path)
+		}
+	}
 }
 
 func (s *diffStorage) close() error {
