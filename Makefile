@@ -36,6 +36,7 @@ staticcheck: $(STATICCHECK)
 unit:
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /cmd/)
 	$(GO) test -race -count=1 -timeout 15m ./cmd/...
+	$(GO) test -count=1 -run 'AllocsPerOp|NoAllocOnHotPath' ./bench/ ./uring/
 
 # Short native fuzzing of every decoder (longer with FUZZTIME=5m).
 fuzz:

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -495,32 +497,22 @@ func readRSS() (rss, hwm int64) {
 	if err != nil {
 		return 0, 0
 	}
-	var v int64
-	for _, line := range splitLines(string(data)) {
-		if n, _ := fmt.Sscanf(line, "VmRSS: %d kB", &v); n == 1 {
-			rss = v << 10
+	for line := range strings.Lines(string(data)) {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || key != "VmRSS" && key != "VmHWM" {
+			continue
 		}
-		if n, _ := fmt.Sscanf(line, "VmHWM: %d kB", &v); n == 1 {
-			hwm = v << 10
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		if err != nil {
+			continue
+		}
+		if key == "VmRSS" {
+			rss = kb << 10
+		} else {
+			hwm = kb << 10
 		}
 	}
 	return rss, hwm
-}
-
-func splitLines(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
-		}
-		out = append(out, s[:i])
-		if i < len(s) {
-			i++
-		}
-		s = s[i:]
-	}
-	return out
 }
 
 func progress(w io.Writer, engineSide bool, elapsed, total time.Duration, s *sideRun) {
