@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -146,7 +147,7 @@ func (t *rawTarget) poll(out []completion, minN int, timeout time.Duration) (int
 		var err error
 		if timeout > 0 {
 			_, err = t.ring.WaitTimeout(uint32(minN), timeout)
-			if err == uring.ErrTimeout {
+			if errors.Is(err, uring.ErrTimeout) {
 				err = nil
 			}
 		} else {

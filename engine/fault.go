@@ -17,11 +17,6 @@ const (
 	FaultDiffStorage
 )
 
-const (
-	faultOrigin      = FaultOrigin
-	faultDiffStorage = FaultDiffStorage
-)
-
 // Fault is one injected failure: an I/O of the given kind and direction
 // overlapping [Off, Off+Len) fails with Errno, or (Short) moves only half
 // its bytes. Len 0 matches any offset. Times 0 means every match.

@@ -299,11 +299,11 @@ func (q *Queue) start(r *Request) {
 		a := r.Image.area
 		switch {
 		case !a.snap.acquire():
-			q.fail(r, ErrClosed)
+			q.finish(r, ErrClosed)
 			return
 		case !a.cow.Load():
 			a.snap.release()
-			q.fail(r, ErrNotTaken)
+			q.finish(r, ErrNotTaken)
 			return
 		}
 		r.snapRef = true
@@ -311,7 +311,7 @@ func (q *Queue) start(r *Request) {
 		r.first, r.last = r.Off>>a.chunkShift, (r.Off+r.length()-1)>>a.chunkShift
 		r.next = r.first
 		if r.last-r.first >= maxSegments {
-			q.fail(r, fmt.Errorf("%w: %s spans more than %d chunks", ErrInvalid, r.Op, maxSegments))
+			q.finish(r, fmt.Errorf("%w: %s spans more than %d chunks", ErrInvalid, r.Op, maxSegments))
 			return
 		}
 		q.advanceImage(r)
@@ -428,19 +428,15 @@ func (q *Queue) maybeIssueWrite(r *Request) {
 func (q *Queue) issueLoad(r *Request, n int64, k kind, idx uint32, logical int64) {
 	a := r.area
 	buf := a.buffer(idx, n)
-	fd, off, target := a.dev.fd, n<<a.chunkShift, faultOrigin
+	fd, off, target := a.dev.fd, n<<a.chunkShift, FaultOrigin
 	if k == kindLoadDiff {
 		reg := a.snap.storage.locate(logical)
-		fd, off, target = reg.fd, reg.off, faultDiffStorage
+		fd, off, target = reg.fd, reg.off, FaultDiffStorage
 	}
-	q.prepRead(r, k, n-r.first, target, a.dev, fd, buf, off)
+	q.prepRW(r, k, n-r.first, target, a.dev, fd, buf, off, false)
 }
 
-// prepRead queues a read, or the injected fault that replaces it.
-func (q *Queue) prepRead(r *Request, k kind, delta int64, target FaultTarget, d *Device, fd int32, buf []byte, off int64) {
-	q.prepRW(r, k, delta, target, d, fd, buf, off, false)
-}
-
+// prepRW queues a read or write, or the injected fault that replaces it.
 func (q *Queue) prepRW(r *Request, k kind, delta int64, target FaultTarget, d *Device, fd int32, buf []byte, off int64, write bool) {
 	r.pending++
 	var errno unix.Errno
@@ -497,9 +493,9 @@ func (q *Queue) issueOriginIO(r *Request) {
 	d := r.Device
 	switch r.Op {
 	case OpOriginRead:
-		q.prepRW(r, kindOriginIO, 0, faultOrigin, d, d.fd, r.Buf, r.Off, false)
+		q.prepRW(r, kindOriginIO, 0, FaultOrigin, d, d.fd, r.Buf, r.Off, false)
 	case OpOriginWrite:
-		q.prepRW(r, kindOriginIO, 0, faultOrigin, d, d.fd, r.Buf, r.Off, true)
+		q.prepRW(r, kindOriginIO, 0, FaultOrigin, d, d.fd, r.Buf, r.Off, true)
 	case OpOriginDiscard, OpOriginWriteZeroes, OpOriginFlush:
 		r.pending++
 		s := q.sqe(packUD(r.slot, kindOriginIO, 0, 0))
@@ -570,7 +566,7 @@ func (q *Queue) readChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff in
 		c.readers++
 		c.mu.Unlock()
 		r.Source |= SourceOriginal
-		q.prepRead(r, kindReadOrig, n-r.first, faultOrigin, a.dev, a.dev.fd, seg, n<<a.chunkShift+chunkOff)
+		q.prepRW(r, kindReadOrig, n-r.first, FaultOrigin, a.dev, a.dev.fd, seg, n<<a.chunkShift+chunkOff, false)
 		q.asyncIfLarge(seg, !a.dev.isBlock)
 	case stateLoading:
 		a.park(r, n, c)
@@ -585,7 +581,7 @@ func (q *Queue) readChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff in
 		c.mu.Unlock()
 		r.Source |= SourceDiff
 		reg := a.snap.storage.locate(logical)
-		q.prepRead(r, kindReadDiff, n-r.first, faultDiffStorage, a.dev, reg.fd, seg, reg.off+chunkOff)
+		q.prepRW(r, kindReadDiff, n-r.first, FaultDiffStorage, a.dev, reg.fd, seg, reg.off+chunkOff, false)
 		q.asyncIfLarge(seg, reg.regular)
 	default:
 		c.mu.Unlock()
@@ -702,8 +698,6 @@ func (q *Queue) resume(r *Request) {
 		q.advanceImage(r)
 	}
 }
-
-func (q *Queue) fail(r *Request, err error) { q.finish(r, err) }
 
 // finish completes r: releases what it holds and queues it for Poll.
 func (q *Queue) finish(r *Request, err error) {

@@ -389,7 +389,7 @@ func (s *Snapshot) writeJobs(ring *uring.Ring, cqes []uring.CQE, jobs []storeJob
 		}
 		reg := s.storage.locate(j.logical)
 		buf := j.area.buffer(j.idx, j.chunk)
-		if f, ok := s.faults.match(faultDiffStorage, nil, true, reg.off, int64(len(buf))); ok {
+		if f, ok := s.faults.match(FaultDiffStorage, nil, true, reg.off, int64(len(buf))); ok {
 			if f.Errno != 0 {
 				j.err = fmt.Errorf("engine: store chunk to difference storage at %d: %w", reg.off, f.Errno)
 				continue
