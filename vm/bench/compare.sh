@@ -3,7 +3,10 @@
 # QD32 and 1 MiB sequential read QD8 (io_uring, direct=1) on:
 #   loop        the raw loop device over a tmpfs file
 #   passthrough snapring's passthrough ublk target over that loop device
-#   snapring    snapring's origin ublk device with an active snapshot
+#               (stacked: ublk on top of loop), and over the tmpfs file itself
+#               (ublk instead of loop, as ublksrv's loop target compares)
+#   snapring    snapring's origin ublk device with an active snapshot, over
+#               the loop devices (stacked) and over the files themselves
 #   dm-snapshot dm-snapshot's origin with an active snapshot
 # Same backing, same chunk size (CHUNK_KB, default 4 = LVM's default), the
 # copy-on-write store on a second loop device over tmpfs for both snapshots.
@@ -23,6 +26,7 @@ IN_MEMORY=${IN_MEMORY:-$((4096 / CHUNK_KB))}
 
 backing=$(mktemp /tmp/bench-origin.XXXXXX)
 cowfile=$(mktemp /tmp/bench-cow.XXXXXX)
+cowfile2=$(mktemp /tmp/bench-cow2.XXXXXX)
 truncate -s "${SIZE_MB}M" "$backing"
 truncate -s "$((SIZE_MB * 2))M" "$cowfile"
 dd if=/dev/urandom of="$backing" bs=1M count="$SIZE_MB" status=none
@@ -34,7 +38,7 @@ cleanup() {
 	dmsetup remove bench-snap 2>/dev/null || true
 	dmsetup remove bench-origin 2>/dev/null || true
 	losetup -d "$loop" "$cowloop" 2>/dev/null || true
-	rm -f "$backing" "$cowfile"
+	rm -f "$backing" "$cowfile" "$cowfile2"
 }
 trap cleanup EXIT
 
@@ -79,21 +83,33 @@ for uc in on off; do
 	R[passthrough-$uc]=$(fio_iops "$dev" read 1M 8)
 	stop_server
 done
+start_server device passthrough --file "$backing" --queues 1 --depth 64
+dev=$(grep -m1 '^/dev/ublkb' "$SRVLOG")
+W[passthrough-file]=$(fio_iops "$dev" randwrite 4k 32)
+R[passthrough-file]=$(fio_iops "$dev" read 1M 8)
+stop_server
 
 # snapring_origin sets dev (not in a subshell: start_server keeps srv).
-snapring_origin() { # USER_COPY mode
-	start_server snapshot --origin "$loop" --storage "$cowloop" --limit "$((SIZE_MB * 2))MiB" \
-		--chunk-shift "$CHUNK_SHIFT" --chunks-in-memory "$IN_MEMORY" --queues 1 --depth 64 --user-copy "$1"
+snapring_origin() { # ORIGIN STORAGE USER_COPY
+	rm -f "$cowfile2"
+	start_server snapshot --origin "$1" --storage "$2" --limit "$((SIZE_MB * 2))MiB" \
+		--chunk-shift "$CHUNK_SHIFT" --chunks-in-memory "$IN_MEMORY" --queues 1 --depth 64 --user-copy "$3"
 	dev=$(awk '/^origin /{print $3; exit}' "$SRVLOG")
 }
 for uc in on off; do
-	snapring_origin $uc
+	snapring_origin "$loop" "$cowloop" $uc
 	W[snapring-$uc]=$(fio_iops "$dev" randwrite 4k 32)
 	stop_server
-	snapring_origin $uc
+	snapring_origin "$loop" "$cowloop" $uc
 	R[snapring-$uc]=$(fio_iops "$dev" read 1M 8)
 	stop_server
 done
+snapring_origin "$backing" "$cowfile2" auto
+W[snapring-file]=$(fio_iops "$dev" randwrite 4k 32)
+stop_server
+snapring_origin "$backing" "$cowfile2" auto
+R[snapring-file]=$(fio_iops "$dev" read 1M 8)
+stop_server
 
 sectors=$(blockdev --getsz "$loop")
 # dm_origin sets dev.
@@ -116,20 +132,22 @@ R[dm-snapshot]=$(fio_iops "$dev" read 1M 8)
 echo "compare: kernel $(uname -r), $(nproc) cpus, ${SIZE_MB} MiB tmpfs backing via loop, chunk ${CHUNK_KB} KiB, snapring chunks in memory ${IN_MEMORY}, ${RUNTIME}s per job"
 printf '| %-28s | %14s | %10s | %14s | %10s |\n' "device" "4k randwrite IOPS" "vs loop" "1M read IOPS" "vs loop"
 printf '|%s|%s|%s|%s|%s|\n' "------------------------------" "-------------------:" "-----------:" "---------------:" "-----------:"
-for k in loop passthrough-on passthrough-off snapring-on snapring-off dm-snapshot; do
+for k in loop passthrough-on passthrough-off passthrough-file snapring-on snapring-off snapring-file dm-snapshot; do
 	label=$k
 	case $k in
 	loop) label="loop device (raw)" ;;
-	passthrough-on) label="passthrough, USER_COPY" ;;
-	passthrough-off) label="passthrough, buffer address" ;;
-	snapring-on) label="origin+snapshot, USER_COPY" ;;
-	snapring-off) label="origin+snapshot, address" ;;
+	passthrough-on) label="passthrough on loop, USER_COPY" ;;
+	passthrough-off) label="passthrough on loop, address" ;;
+	passthrough-file) label="passthrough over the file" ;;
+	snapring-file) label="origin+snapshot over files" ;;
+	snapring-on) label="origin+snap on loop, USER_COPY" ;;
+	snapring-off) label="origin+snap on loop, address" ;;
 	dm-snapshot) label="dm-snapshot origin+snapshot" ;;
 	esac
 	printf '| %-28s | %17s | %10s | %14s | %10s |\n' "$label" "${W[$k]}" \
 		"$(awk -v a="${W[$k]}" -v b="${W[loop]}" 'BEGIN { printf "%.2f", a / b }')" "${R[$k]}" \
 		"$(awk -v a="${R[$k]}" -v b="${R[loop]}" 'BEGIN { printf "%.2f", a / b }')"
 done
-for uc in on off; do
-	echo "compare: snapring (user-copy $uc)/dm-snapshot randwrite $(awk -v a="${W[snapring-$uc]}" -v b="${W[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }'), read $(awk -v a="${R[snapring-$uc]}" -v b="${R[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }')"
+for uc in on off file; do
+	echo "compare: snapring ($uc)/dm-snapshot randwrite $(awk -v a="${W[snapring-$uc]}" -v b="${W[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }'), read $(awk -v a="${R[snapring-$uc]}" -v b="${R[dm-snapshot]}" 'BEGIN { printf "%.2f", a / b }')"
 done
