@@ -85,6 +85,7 @@ the origin devices.`,
 	f.StringVar(&userCopy, "user-copy", "auto", "data path: auto (the buffer address, measured faster), on (UBLK_F_USER_COPY) or off (the buffer address)")
 	f.IntVar(&cfg.Queues, "queues", ublk.DefaultQueues, "hardware queues per device")
 	f.IntVar(&cfg.Depth, "depth", ublk.DefaultDepth, "requests in flight per queue")
+	f.IntVar(&cfg.MaxIOBytes, "max-io", ublk.DefaultMaxIOBytes, "largest request in bytes (each tag's buffer; larger requests are split by the kernel)")
 	return cmd
 }
 
