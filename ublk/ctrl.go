@@ -106,7 +106,10 @@ func openCtrl() (*ctrl, error) {
 		return nil, openError(controlPath, err)
 	}
 	c := &ctrl{fd: fd}
-	c.ring, err = uring.New(uring.Options{Entries: 4, SQE128: true})
+	// START_DEV sleeps in the submission until every queue has fetched, and
+	// DEL_DEV until the device is released: those entries must let the Go
+	// scheduler run the queue goroutines meanwhile.
+	c.ring, err = uring.New(uring.Options{Entries: 4, SQE128: true, SubmitMaySleep: true})
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("ublk: control ring: %w", err)

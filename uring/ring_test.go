@@ -89,6 +89,7 @@ func TestNopRoundTrip(t *testing.T) {
 		{Entries: 8, CoopTaskrun: true},
 		{Entries: 8, SQE128: true, CQE32: true},
 		{Entries: 8, SQPoll: true, SQThreadIdle: 10 * time.Millisecond},
+		{Entries: 8, SubmitMaySleep: true},
 	} {
 		r := newRing(t, opts)
 		for round := 0; round < 3; round++ {
@@ -489,5 +490,35 @@ func TestNoAllocOnHotPath(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per timed wait", allocs)
+	}
+}
+
+// TestSubmitThenSleep covers the wait that inline completions do not satisfy:
+// the submission enters without sleeping, then the loop sleeps for the read of
+// a pipe that another goroutine fills later. Both entry modes.
+func TestSubmitThenSleep(t *testing.T) {
+	for _, opts := range []Options{
+		{Entries: 4},
+		{Entries: 4, SubmitMaySleep: true},
+	} {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		r := newRing(t, opts)
+		a := newArena(t, 4096)
+		s := nextSQE(t, r)
+		s.PrepRead(int32(p[0]), a.Slice(0, 5), 0)
+		s.SetUserData(7)
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			unix.Write(p[1], []byte("hello"))
+		}()
+		cqes := run(t, r, 1)
+		if cqes[0].UserData != 7 || cqes[0].Res != 5 || string(a.Slice(0, 5)) != "hello" {
+			t.Fatalf("%+v: got %+v, %q", opts, cqes[0], a.Slice(0, 5))
+		}
+		unix.Close(p[0])
+		unix.Close(p[1])
 	}
 }
