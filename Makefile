@@ -51,11 +51,14 @@ bench:
 # io_uring micro figures beside their baselines in one run: Go NOPs vs C
 # liburing NOPs, then fio vs snapring on 4 KiB random reads at QD32 on tmpfs.
 bench-uring: build deps-host
-	$(GO) test -run='^$$' -bench='Nop|4K' -benchmem -count=3 ./uring/
+	$(GO) test -c -o bin/uring.test ./uring/
 	gcc -O2 -o bin/liburing_nop bench/cbench/liburing_nop.c -luring
-	./bin/liburing_nop
-	./bin/liburing_nop
-	./bin/liburing_nop
+	@for i in 1 2 3 4 5; do \
+	  c=$$(./bin/liburing_nop | awk '{print $$(NF-1)}'); \
+	  g=$$(./bin/uring.test -test.run='^$$' -test.bench='Nop$$' -test.benchtime=20000000x | awk '/^BenchmarkNop/{print $$3}'); \
+	  awk -v c=$$c -v g=$$g 'BEGIN { printf "NOP batch 32: liburing %.1f ns, snapring %.1f ns, ratio %.3f\n", c, g, g / c }'; \
+	done
+	./bin/uring.test -test.run='^$$' -test.bench='4K$$' -test.benchmem -test.count=3
 	./bin/snapring uring-bench --fio --rw randread --bs 4096 --qd 32 --runtime 10s
 
 deps-host:
