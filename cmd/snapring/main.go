@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -26,8 +27,32 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var cpuProfile string
+	var profFile *os.File
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole command to this file")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--cpuprofile: %w", err)}
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			os.Remove(cpuProfile)
+			return &exitError{2, fmt.Errorf("--cpuprofile: %w", err)}
+		}
+		profFile = f
+		return nil
+	}
 	root.AddCommand(runCmd(), compareCmd(), reportCmd(), scenariosCmd(), uringBenchCmd(), deviceCmd(), snapshotCmd())
-	if err := root.Execute(); err != nil {
+	err := root.Execute()
+	if profFile != nil {
+		pprof.StopCPUProfile()
+		profFile.Close()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "snapring:", err)
 		var ee *exitError
 		if errors.As(err, &ee) {

@@ -60,6 +60,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"compare", filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")}, "a.json"},
 		{[]string{"scenarios", "show", "nope"}, "nope"},
 		{[]string{"uring-bench", "--rw", "sideways"}, "--rw"},
+		{[]string{"--cpuprofile", filepath.Join(dir, "no", "such", "dir", "cpu.prof"), "scenarios", "list"}, "--cpuprofile"},
 	} {
 		out, code := cli(t, c.args...)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
