@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// presubmitBackoff is how many sleeping submit-and-waits follow a
+// non-sleeping submission that did not satisfy its wait.
+const presubmitBackoff = -16
+
 // Options configure a Ring. The zero value of every field but Entries means
 // "kernel default / off".
 type Options struct {
@@ -62,6 +66,12 @@ type Ring struct {
 	flags    uint32
 	features uint32
 	rawEnter bool // !Options.SubmitMaySleep
+	// presubmit decides whether a submit-and-wait first submits without
+	// sleeping: 0 or more means try; a try that leaves the wait unsatisfied
+	// sets it to presubmitBackoff, and each entry without a try counts it
+	// back up, so rings whose completions never come inline (ublk queues,
+	// io-wq writes) pay the extra enter once per -presubmitBackoff waits.
+	presubmit int8
 	sqeSize  uintptr
 	cqeSize  uintptr
 
@@ -370,14 +380,20 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 			// Does not sleep (min_complete 0): skip the scheduler's syscall
 			// bookkeeping, ~10 ns per NOP at batch 32 (BenchmarkNop).
 			n, _, errno = unix.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), 0, uintptr(flags), uintptr(arg), argSize)
-		case toSubmit > 0:
+		case toSubmit > 0 && r.presubmit >= 0:
 			// Submit first without sleeping: operations that complete
 			// inline (NOPs, reads from the page cache) often satisfy the
 			// wait, and then no sleeping enter is needed. Otherwise the loop
 			// comes back and waits with nothing left to submit.
 			n, _, errno = unix.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), 0, uintptr(flags&^enterExtArg), 0, 0)
+			if errno == 0 && r.cqReady() < waitNr {
+				r.presubmit = presubmitBackoff
+			}
 		default:
-			n, _, errno = unix.Syscall6(sysEnter, uintptr(r.fd), 0, uintptr(kernelWait), uintptr(flags), uintptr(arg), argSize)
+			if toSubmit > 0 {
+				r.presubmit++
+			}
+			n, _, errno = unix.Syscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), uintptr(kernelWait), uintptr(flags), uintptr(arg), argSize)
 		}
 		switch errno {
 		case 0:
