@@ -72,8 +72,8 @@ type Ring struct {
 	// back up, so rings whose completions never come inline (ublk queues,
 	// io-wq writes) pay the extra enter once per -presubmitBackoff waits.
 	presubmit int8
-	sqeSize  uintptr
-	cqeSize  uintptr
+	sqeSize   uintptr
+	cqeSize   uintptr
 
 	ringMem []byte // SQ and CQ rings (one mapping with FEAT_SINGLE_MMAP)
 	cqMem   []byte // separate CQ mapping on old kernels, else nil
