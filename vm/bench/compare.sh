@@ -77,6 +77,9 @@ stop_server() {
 }
 
 declare -A W R
+ROWS="loop passthrough-on passthrough-off passthrough-file snapring-on snapring-off snapring-file dm-snapshot"
+declare -A WS RS
+one_round() {
 W[loop]=$(fio_iops "$loop" randwrite 4k 32)
 R[loop]=$(fio_iops "$loop" read 1M 8)
 
@@ -132,11 +135,29 @@ dm_origin
 W[dm-snapshot]=$(fio_iops "$dev" randwrite 4k 32)
 dm_origin
 R[dm-snapshot]=$(fio_iops "$dev" read 1M 8)
+	for k in $ROWS; do
+		WS[$k]="${WS[$k]:-} ${W[$k]}"
+		RS[$k]="${RS[$k]:-} ${R[$k]}"
+	done
+}
+# Rows alternate within a round, rounds repeat (ROUNDS, default 3): TCG's
+# run-to-run spread (the loop row moved 13k-18k IOPS between runs) is larger
+# than most differences, so every figure is the median of its rounds.
+for round in $(seq "${ROUNDS:-3}"); do
+	one_round
+	echo "compare: round $round: randwrite$(for k in $ROWS; do printf ' %s=%s' "$k" "${W[$k]}"; done)"
+	echo "compare: round $round: read$(for k in $ROWS; do printf ' %s=%s' "$k" "${R[$k]}"; done)"
+done
+median() { echo "$@" | tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : int((v[NR/2] + v[NR/2+1]) / 2)}'; }
+for k in $ROWS; do
+	W[$k]=$(median ${WS[$k]})
+	R[$k]=$(median ${RS[$k]})
+done
 
-echo "compare: kernel $(uname -r), $(nproc) cpus, ${SIZE_MB} MiB tmpfs backing via loop, chunk ${CHUNK_KB} KiB, snapring chunks in memory ${IN_MEMORY}, snapring max-io ${MAX_IO}, loop max_sectors_kb $(cat /sys/block/$(basename "$loop")/queue/max_sectors_kb), ${RUNTIME}s per job"
+echo "compare: kernel $(uname -r), $(nproc) cpus, ${SIZE_MB} MiB tmpfs backing via loop, chunk ${CHUNK_KB} KiB, snapring chunks in memory ${IN_MEMORY}, snapring max-io ${MAX_IO}, loop max_sectors_kb $(cat /sys/block/$(basename "$loop")/queue/max_sectors_kb), ${RUNTIME}s per job, median of ${ROUNDS:-3} rounds"
 printf '| %-28s | %14s | %10s | %14s | %10s |\n' "device" "4k randwrite IOPS" "vs loop" "1M read IOPS" "vs loop"
 printf '|%s|%s|%s|%s|%s|\n' "------------------------------" "-------------------:" "-----------:" "---------------:" "-----------:"
-for k in loop passthrough-on passthrough-off passthrough-file snapring-on snapring-off snapring-file dm-snapshot; do
+for k in $ROWS; do
 	label=$k
 	case $k in
 	loop) label="loop device (raw)" ;;
