@@ -135,6 +135,8 @@ dm_origin
 W[dm-snapshot]=$(fio_iops "$dev" randwrite 4k 32)
 dm_origin
 R[dm-snapshot]=$(fio_iops "$dev" read 1M 8)
+dmsetup remove bench-snap
+dmsetup remove bench-origin
 	for k in $ROWS; do
 		WS[$k]="${WS[$k]:-} ${W[$k]}"
 		RS[$k]="${RS[$k]:-} ${R[$k]}"
