@@ -143,7 +143,15 @@ func New(opts Options) (*Ring, error) {
 	if opts.CQE32 {
 		p.flags |= setupCQE32
 	}
+	// Without the SQ index array where the kernel has that (6.6+); older
+	// kernels refuse the unknown flag with EINVAL, and get the array.
+	asked := p
+	p.flags |= setupNoSQArray
 	fd, _, errno := unix.Syscall(sysSetup, uintptr(opts.Entries), uintptr(unsafe.Pointer(&p)), 0)
+	if errno == unix.EINVAL {
+		p = asked
+		fd, _, errno = unix.Syscall(sysSetup, uintptr(opts.Entries), uintptr(unsafe.Pointer(&p)), 0)
+	}
 	if errno != 0 {
 		return nil, setupError(errno)
 	}
@@ -194,11 +202,13 @@ func (r *Ring) mmap(p *params) error {
 	r.sqMask = *(*uint32)(unsafe.Add(sqBase, p.sqOff.ringMask))
 	r.sqEntries = *(*uint32)(unsafe.Add(sqBase, p.sqOff.ringEntries))
 	r.sqes = unsafe.Pointer(&r.sqeMem[0])
-	// The SQ index array maps ring slots to SQEs; we use the identity map,
-	// so publishing an SQE is only a tail update.
-	array := unsafe.Slice((*uint32)(unsafe.Add(sqBase, p.sqOff.array)), r.sqEntries)
-	for i := range array {
-		array[i] = uint32(i)
+	// The SQ index array (when there is one) maps ring slots to SQEs; we
+	// use the identity map, so publishing an SQE is only a tail update.
+	if p.flags&setupNoSQArray == 0 {
+		array := unsafe.Slice((*uint32)(unsafe.Add(sqBase, p.sqOff.array)), r.sqEntries)
+		for i := range array {
+			array[i] = uint32(i)
+		}
 	}
 	r.sqeTail = atomic.LoadUint32(r.sqTail)
 	r.cqHead = (*uint32)(unsafe.Add(cqBase, p.cqOff.head))

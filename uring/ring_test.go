@@ -3,6 +3,7 @@ package uring
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"sync"
@@ -520,5 +521,28 @@ func TestSubmitThenSleep(t *testing.T) {
 		}
 		unix.Close(p[0])
 		unix.Close(p[1])
+	}
+}
+
+// TestNoSQArray: kernels from 6.6 take IORING_SETUP_NO_SQARRAY, and New
+// must have used it there (older ones fall back to the index array, which
+// every other test then exercises).
+func TestNoSQArray(t *testing.T) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	r := newRing(t, Options{Entries: 4})
+	got := r.flags&setupNoSQArray != 0
+	if want := major > 6 || major == 6 && minor >= 6; got != want {
+		t.Fatalf("kernel %d.%d: ring without SQ array %v, want %v", major, minor, got, want)
+	}
+	s := nextSQE(t, r)
+	s.PrepNop()
+	s.SetUserData(9)
+	if c := run(t, r, 1); c[0].UserData != 9 {
+		t.Fatalf("got %+v", c[0])
 	}
 }
