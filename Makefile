@@ -49,14 +49,18 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 # io_uring micro figures beside their baselines in one run: Go NOPs vs C
-# liburing NOPs, then fio vs snapring on 4 KiB random reads at QD32 on tmpfs.
+# liburing NOPs and vs a C loop on the raw syscalls with NO_SQARRAY (as
+# snapring and liburing 2.5+ set up), then fio vs snapring on 4 KiB random
+# reads at QD32 on tmpfs.
 bench-uring: build deps-host
 	$(GO) test -c -o bin/uring.test ./uring/
 	gcc -O2 -o bin/liburing_nop bench/cbench/liburing_nop.c -luring
+	gcc -O2 -o bin/raw_nop bench/cbench/raw_nop.c
 	@for i in 1 2 3 4 5; do \
 	  c=$$(./bin/liburing_nop | awk '{print $$(NF-1)}'); \
+	  r=$$(./bin/raw_nop | awk '{print $$(NF-3)}'); \
 	  g=$$(./bin/uring.test -test.run='^$$' -test.bench='Nop$$' -test.benchtime=20000000x | awk '/^BenchmarkNop/{print $$3}'); \
-	  awk -v c=$$c -v g=$$g 'BEGIN { printf "NOP batch 32: liburing %.1f ns, snapring %.1f ns, ratio %.3f\n", c, g, g / c }'; \
+	  awk -v c=$$c -v r=$$r -v g=$$g 'BEGIN { printf "NOP batch 32: liburing %.1f ns, C without liburing (NO_SQARRAY) %.1f ns, snapring %.1f ns; snapring/liburing %.3f, snapring/C %.3f\n", c, r, g, g / c, g / r }'; \
 	done
 	./bin/uring.test -test.run='^$$' -test.bench='4K$$' -test.benchmem -test.count=3
 	./bin/snapring uring-bench --fio --rw randread --bs 4096 --qd 32 --runtime 10s
