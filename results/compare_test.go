@@ -186,9 +186,11 @@ func TestCompareBaselineChangeIsInformational(t *testing.T) {
 
 func TestCompareThroughputDirection(t *testing.T) {
 	// Lower IOPS at the same latency (say, a lower queue depth) is a
-	// regression of throughput only.
-	base := synthRuns(t, defaultSpec(0), 1, 5)
-	newRuns := synthRuns(t, defaultSpec(0), 1, 5)
+	// regression of throughput only. Only 2 of the 22 counted metrics move,
+	// so under Benjamini-Hochberg their p-values must be below 2/22*alpha:
+	// 8 runs a side (5 a side cannot go below p=0.0079).
+	base := synthRuns(t, defaultSpec(0), 1, 8)
+	newRuns := synthRuns(t, defaultSpec(0), 1, 8)
 	for _, r := range newRuns {
 		cr := r.Engine.Classes[ImageWrite]
 		cr.IOPS *= 0.7
@@ -356,5 +358,39 @@ func TestCompareLargeButNoisyChangeIsNotFlagged(t *testing.T) {
 	d = findDelta(t, Compare(p50Runs(100, 101, 99, 102, 98), p50Runs(115, 116, 114, 117, 113), CompareOptions{}), GroupEngine, OriginWrite, MetricP50)
 	if d.Verdict != Regression {
 		t.Errorf("verdict %q for a clean +15%% shift, want regression", d.Verdict)
+	}
+}
+
+// TestCompareFalseDiscoveries: one metric out of many at p just under alpha
+// is what chance gives in same-build comparisons; it must not be a verdict.
+// The same p-value on most metrics at once is a real change and stays one.
+func TestCompareFalseDiscoveries(t *testing.T) {
+	p := func(v float64) *float64 { return &v }
+	ds := []Delta{
+		{Metric: MetricP99, P: p(0.038), Verdict: Regression},
+		{Metric: MetricP50, P: p(0.6)},
+		{Metric: MetricIOPS, P: p(0.3)},
+		{Metric: MetricMBps, P: p(0.3)},
+		{Metric: MetricMean, P: p(0.001), Verdict: Regression, Info: true}, // informational: not in the family
+		{Metric: MetricP50, P: nil, Verdict: Regression},                   // threshold only: untouched
+	}
+	fdr(ds, 0.05)
+	if ds[0].Verdict != NoChange || ds[0].Note == "" {
+		t.Errorf("a lone p=0.038 among 4 tests: verdict %q, note %q; want ~ with a note", ds[0].Verdict, ds[0].Note)
+	}
+	if ds[4].Verdict != Regression || ds[5].Verdict != Regression {
+		t.Errorf("informational or untested rows changed: %q, %q", ds[4].Verdict, ds[5].Verdict)
+	}
+	many := []Delta{
+		{Metric: MetricP99, P: p(0.03), Verdict: Regression},
+		{Metric: MetricP50, P: p(0.02), Verdict: Regression},
+		{Metric: MetricIOPS, P: p(0.04), Verdict: Regression},
+		{Metric: MetricMBps, P: p(0.04), Verdict: Regression},
+	}
+	fdr(many, 0.05)
+	for i, d := range many {
+		if d.Verdict != Regression {
+			t.Errorf("row %d: all four metrics at p<=0.04 is a change (k/m*alpha holds at k=m); got %q", i, d.Verdict)
+		}
 	}
 }

@@ -39,8 +39,9 @@
 // engine metric, every engine/baseline ratio and (for information) every
 // baseline metric, tests whether they differ (Mann-Whitney U test from
 // golang.org/x/perf/benchmath). A change is a regression or improvement only
-// if it is significant at CompareOptions.Alpha and beyond the latency or
-// throughput threshold. With too few runs for the test ever to reach Alpha
+// if it is significant at CompareOptions.Alpha, after a Benjamini-Hochberg
+// correction over the tested metrics that count towards the verdict, and
+// beyond the latency or throughput threshold. With too few runs for the test ever to reach Alpha
 // (one on either side, or up to three on each) the threshold alone decides,
 // and the output says so. Comparison.Regressed drives the exit code;
 // WriteText, WriteMarkdown and WriteJSON render it.
