@@ -384,13 +384,11 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 		var n uintptr
 		var errno unix.Errno
 		switch {
-		case !r.rawEnter:
-			n, _, errno = unix.Syscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), uintptr(kernelWait), uintptr(flags), uintptr(arg), argSize)
-		case kernelWait == 0:
+		case r.rawEnter && kernelWait == 0:
 			// Does not sleep (min_complete 0): skip the scheduler's syscall
 			// bookkeeping, ~10 ns per NOP at batch 32 (BenchmarkNop).
 			n, _, errno = unix.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), 0, uintptr(flags), uintptr(arg), argSize)
-		case toSubmit > 0 && r.presubmit >= 0:
+		case r.rawEnter && toSubmit > 0 && r.presubmit >= 0:
 			// Submit first without sleeping: operations that complete
 			// inline (NOPs, reads from the page cache) often satisfy the
 			// wait, and then no sleeping enter is needed. Otherwise the loop
@@ -400,7 +398,7 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 				r.presubmit = presubmitBackoff
 			}
 		default:
-			if toSubmit > 0 {
+			if r.rawEnter && toSubmit > 0 {
 				r.presubmit++
 			}
 			n, _, errno = unix.Syscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), uintptr(kernelWait), uintptr(flags), uintptr(arg), argSize)
