@@ -224,7 +224,10 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	err := q.ring.Close()
+	q.readyMu.Lock()
 	unix.Close(q.efd)
+	q.efd = -1
+	q.readyMu.Unlock()
 	q.arena.Close()
 	if q.bounce != nil {
 		q.bounce.Close()
@@ -673,16 +676,17 @@ func (q *Queue) wake(r *Request, from *Queue) {
 	// to ring: the queue takes the whole list when it answers.
 	notify := len(q.ready) == 0
 	q.ready = append(q.ready, r)
+	if notify && q.host == nil {
+		// Under the lock: once r is in the list the queue may resume and
+		// complete it, and its owner Close the queue, before a write after
+		// Unlock — which would then go to whatever file reused the number.
+		var one = [8]byte{1}
+		unix.Write(q.efd, one[:]) //nolint:errcheck // EAGAIN means a wakeup is already pending
+	}
 	q.readyMu.Unlock()
-	if !notify {
-		return
+	if notify && q.host != nil {
+		q.host.Wake() // the host guards its own doorbell against Close
 	}
-	if q.host != nil {
-		q.host.Wake()
-		return
-	}
-	var one = [8]byte{1}
-	unix.Write(q.efd, one[:]) //nolint:errcheck // EAGAIN means a wakeup is already pending
 }
 
 func (q *Queue) resume(r *Request) {

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
@@ -29,10 +33,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// cli runs the binary and returns its output and exit code.
+// cli runs the binary and returns its output and exit code. A command that
+// outlives 10 minutes (runs have their own, shorter, watchdog) gets SIGQUIT,
+// so that its goroutines' stacks are in the output.
 func cli(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	out, err := exec.Command(binary, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return string(out), ee.ExitCode()
@@ -60,6 +70,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"compare", filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")}, "a.json"},
 		{[]string{"scenarios", "show", "nope"}, "nope"},
 		{[]string{"uring-bench", "--rw", "sideways"}, "--rw"},
+		{[]string{"run", "default", "-o", dir, "--watchdog", "-1s"}, "--watchdog"},
 		{[]string{"--cpuprofile", filepath.Join(dir, "no", "such", "dir", "cpu.prof"), "scenarios", "list"}, "--cpuprofile"},
 	} {
 		out, code := cli(t, c.args...)
@@ -85,6 +96,32 @@ phases: {warmup: 200ms, run: 1s}
 workloads:
   - {name: w, kind: origin-write, block_size: 4KiB, queue_depth: 8}
 `
+
+// TestWatchdog: a run that outlasts --watchdog is ended with exit 3, every
+// goroutine's stack, and last a summary naming the snapring frames.
+func TestWatchdog(t *testing.T) {
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "tiny.yaml")
+	os.WriteFile(sc, []byte(tiny), 0o644)
+	out, code := cli(t, "run", sc, "-o", dir, "--watchdog", "1500ms", "-q")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if code != 3 || !strings.Contains(last, "run 0 of tiny stuck: not done after 1.5s") {
+		t.Fatalf("exit %d, last line %q; want exit 3 and the stuck line", code, last)
+	}
+	summary := out[strings.LastIndex(out, "goroutines in snapring code:"):]
+	// Where the run is after 1.5 s depends on the machine (prefill, or a
+	// side's workloads); the main goroutine is in the runner either way.
+	if !regexp.MustCompile(`goroutine 1 \[[^]]+\] bench\.[A-Za-z]+ runner\.go:\d+`).MatchString(summary) {
+		t.Errorf("summary does not name the runner's frame of the main goroutine:\n%s", summary)
+	}
+	if strings.Contains(summary, "bench.Stacks") {
+		t.Errorf("summary lists the watchdog itself:\n%s", summary)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.json")); len(files) != 0 {
+		t.Errorf("a stuck run wrote %v", files)
+	}
+}
 
 // TestCompareVerdicts: two sets of 8 runs of the same build are not flagged
 // (U test and threshold must both agree); a run against itself with every

@@ -72,6 +72,7 @@ func runCmd() *cobra.Command {
 		png        bool
 		quiet      bool
 		seed       int64
+		watchdog   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run SCENARIO",
@@ -88,6 +89,9 @@ func runCmd() *cobra.Command {
 			if err := checkOutDir(outDir); err != nil {
 				return &exitError{2, err}
 			}
+			if watchdog < 0 {
+				return &exitError{2, fmt.Errorf("--watchdog %v: want a positive duration, or 0 for the scenario's own", watchdog)}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			var progress io.Writer
@@ -99,7 +103,13 @@ func runCmd() *cobra.Command {
 			var paths []string
 			for _, s := range sc.Expand() {
 				for i := 0; i < repeat && ctx.Err() == nil; i++ {
-					res, err := bench.Run(ctx, bench.RunConfig{Scenario: s, Progress: progress, Commit: gitCommit(), RunIndex: i, Seed: seed + int64(i)})
+					limit := watchdog
+					if limit == 0 {
+						limit = bench.StuckAfter(s)
+					}
+					wd := time.AfterFunc(limit, func() { stuck(s.Name, i, limit) })
+					res, err := bench.Run(ctx, bench.RunConfig{Scenario: s, Progress: progress, Commit: gitCommit(), RunIndex: i, Seed: seed + int64(i), SkipBaseline: noBaseline})
+					wd.Stop()
 					if err != nil {
 						if errors.Is(err, scenarios.ErrInvalid) || errors.Is(err, bench.ErrRun) {
 							return &exitError{2, err}
@@ -150,8 +160,19 @@ func runCmd() *cobra.Command {
 	fl.BoolVar(&png, "png", false, "also write the plots as PNG files (CI artifacts)")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress display")
 	fl.Int64Var(&seed, "seed", 1, "random seed for offsets and data")
-	_ = noBaseline
+	fl.DurationVar(&watchdog, "watchdog", 0, "call a run stuck after this long: print every goroutine's stack and exit 3 (0: from the scenario's phases and sizes, at least 2 minutes)")
 	return cmd
+}
+
+// stuck ends a run that hangs: the full goroutine dump, then a summary of
+// the goroutines in snapring code and one line saying what happened, last,
+// where a CI log's tail shows it.
+func stuck(name string, i int, limit time.Duration) {
+	full, summary := bench.Stacks()
+	os.Stderr.Write(full)
+	fmt.Fprintf(os.Stderr, "\ngoroutines in snapring code:\n%s", summary)
+	fmt.Fprintf(os.Stderr, "snapring: run %d of %s stuck: not done after %v (a bug: the stacks above say where)\n", i, name, limit)
+	os.Exit(3)
 }
 
 func safeName(s string) string {
