@@ -8,7 +8,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 OUT ?= out
 FUZZTIME ?= 10s
 
-.PHONY: run test lint vet staticcheck unit bench bench-uring fuzz build deps-host
+.PHONY: run test lint fmt vet staticcheck unit bench bench-uring fuzz build deps-host
 
 build:
 	$(GO) build -o bin/snapring ./cmd/snapring
@@ -20,7 +20,10 @@ run: build
 
 test: lint unit fuzz vm-test
 
-lint: vet staticcheck
+lint: fmt vet staticcheck
+
+fmt:
+	@out=$$(gofmt -l .); [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 
 vet:
 	$(GO) vet ./...

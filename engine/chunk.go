@@ -61,13 +61,13 @@ type diffArea struct {
 	bufArena *uring.Arena
 	pool     struct {
 		sync.Mutex
-		free     []uint32
+		free []uint32
 		// cold counts the free buffers at the bottom of the free stack
 		// (free[:cold]) whose memory went back to the kernel: at most
 		// free_diff_buffer_pool_size free buffers keep theirs.
-		cold int
-		waiters  []*Request
-		spare    []*Request
+		cold    int
+		waiters []*Request
+		spare   []*Request
 	}
 	buckets [waitBuckets]struct {
 		sync.Mutex
