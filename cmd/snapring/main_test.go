@@ -14,6 +14,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/snapring/snapring/bench"
 	"github.com/snapring/snapring/results"
 )
 
@@ -34,23 +35,58 @@ func TestMain(m *testing.M) {
 }
 
 // cli runs the binary and returns its output and exit code. A command that
-// outlives 10 minutes (runs have their own, shorter, watchdog) gets SIGQUIT,
-// so that its goroutines' stacks are in the output.
+// outlives 4 minutes (runs have their own watchdog, 2 minutes and more)
+// fails the test; see runCLI.
 func cli(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return string(out), ee.ExitCode()
-	}
+	out, code, err := runCLI(4*time.Minute, func(threads string) {
+		t.Errorf("%v: still running after 4 minutes; its threads:\n%s", args, threads)
+	}, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(out), 0
+	return out, code
+}
+
+// runCLI runs the binary for at most timeout. Past it, stuck gets the
+// process's threads as the kernel sees them (a process hung where no
+// goroutine dump reaches, such as in exit, shows only there), then the
+// process gets SIGQUIT for its goroutines' stacks, and SIGKILL a minute
+// later.
+func runCLI(timeout time.Duration, stuck func(threads string), args ...string) (string, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Cancel = func() error {
+		stuck(bench.Threads(cmd.Process.Pid))
+		return cmd.Process.Signal(syscall.SIGQUIT)
+	}
+	cmd.WaitDelay = time.Minute
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode(), nil
+	}
+	return string(out), 0, err
+}
+
+// TestStuckCommand: the test helper's own backstop reports a command that
+// outlives it, with its threads and its goroutines' stacks.
+func TestStuckCommand(t *testing.T) {
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "tiny.yaml")
+	os.WriteFile(sc, []byte(tiny), 0o644)
+	var threads string
+	out, code, err := runCLI(1500*time.Millisecond, func(s string) { threads = s }, "run", sc, "-o", dir, "--watchdog", "10m", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 2 || !strings.Contains(out, "SIGQUIT: quit") || !strings.Contains(out, "bench.") {
+		t.Errorf("exit %d; want 2 and a SIGQUIT goroutine dump naming the runner:\n%s", code, out)
+	}
+	if !regexp.MustCompile(`(?m)^  \d+× snapring [RSD]`).MatchString(threads) {
+		t.Errorf("threads do not list the snapring process's:\n%s", threads)
+	}
 }
 
 func TestBadInput(t *testing.T) {
