@@ -364,8 +364,10 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 	lastSample := time.Now()
 	recordStart := s.start.Add(warmup)
 	end := recordStart.Add(runFor)
+	var mallocs0 uint64
 	if warmup == 0 {
 		s.recording.Store(true)
+		mallocs0 = mallocs()
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -390,6 +392,7 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 			}
 			if !s.recording.Load() && !now.Before(recordStart) {
 				s.recording.Store(true)
+				mallocs0 = mallocs()
 				lastSample = now
 				for i := range lastOps {
 					lastOps[i], lastBytes[i] = s.ops[i].Load(), s.bytes[i].Load()
@@ -426,6 +429,10 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 		}
 	}
 	wg.Wait()
+	if s.recording.Load() {
+		// Before the histograms are encoded, which allocates per bucket.
+		mem.Mallocs = int64(mallocs() - mallocs0)
+	}
 	if cfg.Progress != nil {
 		fmt.Fprintln(cfg.Progress)
 	}
@@ -480,6 +487,12 @@ func counters(snap *engine.Snapshot, s *sideRun) map[string]int64 {
 		"events_dropped":             st.EventsDropped,
 		"diff_bytes_capacity":        st.DiffCapacityBytes,
 	}
+}
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 func sampleMemory(m *results.Memory) {

@@ -257,6 +257,10 @@ type Memory struct {
 	RSSPeakBytes  int64 `json:"rss_peak_bytes"`
 	HeapBytes     int64 `json:"heap_bytes"`
 	HeapPeakBytes int64 `json:"heap_peak_bytes"`
+	// Mallocs is the process's heap allocations while the run phase was
+	// recorded (Go's MemStats.Mallocs), so Mallocs per operation tells
+	// whether the I/O path allocates. Results before it have none (0).
+	Mallocs int64 `json:"mallocs,omitempty"`
 }
 
 // perSecond divides v by d in seconds, giving 0 for a non-positive d.
