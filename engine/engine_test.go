@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // newOrigin makes a file of size bytes filled from seed.
@@ -171,4 +173,36 @@ func TestStorageRefusals(t *testing.T) {
 	}
 	s2.Destroy()
 	<-s2.Done()
+}
+
+// TestQueueCloseDisarms: Close first cancels the armed doorbell read and
+// waits for it, so the kernel cannot complete it into the unmapped arena:
+// after disarm, ringing the doorbell completes nothing.
+func TestQueueCloseDisarms(t *testing.T) {
+	q, err := NewQueue(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	s, err := q.ring.NextSQE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.PrepRead(int32(q.efd), q.efdBuf, 0)
+	s.SetUserData(packUD(0, kindEvent, 0, 0))
+	q.armed = true
+	if _, err := q.ring.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	if !q.disarm() || q.armed {
+		t.Fatal("still armed")
+	}
+	one := [8]byte{1}
+	if _, err := unix.Write(q.efd, one[:]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := q.ring.Drain(q.cqes); n != 0 {
+		t.Fatalf("%d completions after disarm (user data %#x): the read was still armed", n, q.cqes[0].UserData)
+	}
 }

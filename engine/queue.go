@@ -98,6 +98,7 @@ const (
 	kindLoadDiff
 	kindReadOrig
 	kindReadDiff
+	kindCancel // Close cancelling the doorbell read
 )
 
 func packUD(slot uint16, k kind, delta int64, errno unix.Errno) uint64 {
@@ -223,16 +224,54 @@ func (q *Queue) Close() error {
 	if q.host != nil {
 		return nil
 	}
+	disarmed := q.disarm()
 	err := q.ring.Close()
 	q.readyMu.Lock()
 	unix.Close(q.efd)
 	q.efd = -1
 	q.readyMu.Unlock()
-	q.arena.Close()
+	if disarmed {
+		q.arena.Close()
+	} // else leave the page mapped: a read may still land in it
 	if q.bounce != nil {
 		q.bounce.Close()
 	}
 	return err
+}
+
+// disarm cancels the doorbell read and waits (up to a second) for its
+// completion, reporting whether none is armed any more. The kernel tears a
+// closed ring down asynchronously, so a read still armed at Close could land
+// in the arena after it is unmapped, or in whatever is mapped there next.
+func (q *Queue) disarm() bool {
+	if !q.armed {
+		return true
+	}
+	ud := packUD(0, kindEvent, 0, 0)
+	s, err := q.ring.NextSQE()
+	if err != nil {
+		return false
+	}
+	s.PrepCancel(ud)
+	s.SetUserData(packUD(0, kindCancel, 0, 0))
+	deadline := time.Now().Add(time.Second)
+	for q.armed {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		if _, err := q.ring.WaitTimeout(1, left); err != nil && !errors.Is(err, uring.ErrTimeout) {
+			return false
+		}
+		for n := q.ring.Drain(q.cqes); n > 0; n = q.ring.Drain(q.cqes) {
+			for _, c := range q.cqes[:n] {
+				if c.UserData == ud {
+					q.armed = false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // InFlight is the number of submitted requests not yet returned by Poll.

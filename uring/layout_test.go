@@ -123,7 +123,7 @@ func TestLayoutMatchesHeader(t *testing.T) {
 		{"IORING_FSYNC_DATASYNC", FsyncDatasync},
 		{"IORING_OP_NOP", uint64(OpNop)}, {"IORING_OP_READV", uint64(OpReadv)}, {"IORING_OP_WRITEV", uint64(OpWritev)},
 		{"IORING_OP_FSYNC", uint64(OpFsync)}, {"IORING_OP_READ_FIXED", uint64(OpReadFixed)}, {"IORING_OP_WRITE_FIXED", uint64(OpWriteFixed)},
-		{"IORING_OP_TIMEOUT", uint64(OpTimeout)}, {"IORING_OP_FALLOCATE", uint64(OpFallocate)}, {"IORING_OP_READ", uint64(OpRead)},
+		{"IORING_OP_TIMEOUT", uint64(OpTimeout)}, {"IORING_OP_ASYNC_CANCEL", uint64(OpAsyncCancel)}, {"IORING_OP_FALLOCATE", uint64(OpFallocate)}, {"IORING_OP_READ", uint64(OpRead)},
 		{"IORING_OP_WRITE", uint64(OpWrite)}, {"IORING_OP_MSG_RING", uint64(OpMsgRing)}, {"IORING_OP_URING_CMD", uint64(OpURingCmd)},
 		{"__NR_io_uring_setup", sysSetup}, {"__NR_io_uring_enter", sysEnter}, {"__NR_io_uring_register", sysRegister},
 	}

@@ -32,6 +32,16 @@ func (s *SQE) rw(op Op, fd int32, addr uint64, n uint32, off uint64) {
 // PrepNop prepares a no-op.
 func (s *SQE) PrepNop() { s.opcode = uint8(OpNop) }
 
+// PrepCancel asks the kernel to cancel the operation in flight whose user
+// data is ud. Its own completion is 0 (cancelled), -ENOENT (not found: it
+// already completed) or -EALREADY (running, cannot be stopped); the
+// cancelled operation still completes, with -ECANCELED.
+func (s *SQE) PrepCancel(ud uint64) {
+	s.opcode = uint8(OpAsyncCancel)
+	s.fd = -1
+	s.addr = ud
+}
+
 // PrepRead reads len(buf) bytes at off into buf.
 func (s *SQE) PrepRead(fd int32, buf []byte, off uint64) {
 	s.rw(OpRead, fd, bufAddr(buf), uint32(len(buf)), off)

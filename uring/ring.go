@@ -229,8 +229,9 @@ func (r *Ring) unmap() {
 }
 
 // Close unmaps the rings and closes the ring fd. The kernel cancels whatever
-// is still in flight; the memory those operations named must stay mapped
-// until Close returns.
+// is still in flight, but in a work item after Close returns: memory an
+// operation still in flight names must stay mapped until its completion has
+// been seen (PrepCancel it and reap it first), not only until Close.
 func (r *Ring) Close() error {
 	if r.closed {
 		return nil

@@ -546,3 +546,32 @@ func TestNoSQArray(t *testing.T) {
 		t.Fatalf("got %+v", c[0])
 	}
 }
+
+// TestCancel: a pipe read that nothing will satisfy is cancelled; both
+// completions arrive, the read's with ECANCELED.
+func TestCancel(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	r := newRing(t, Options{Entries: 4})
+	a := newArena(t, 4096)
+	s := nextSQE(t, r)
+	s.PrepRead(int32(p[0]), a.Slice(0, 5), 0)
+	s.SetUserData(7)
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	s = nextSQE(t, r)
+	s.PrepCancel(7)
+	s.SetUserData(8)
+	got := map[uint64]int32{}
+	for _, c := range run(t, r, 2) {
+		got[c.UserData] = c.Res
+	}
+	if got[7] != -int32(unix.ECANCELED) || got[8] != 0 {
+		t.Fatalf("read %d (want %d), cancel %d (want 0)", got[7], -int32(unix.ECANCELED), got[8])
+	}
+}
