@@ -172,6 +172,7 @@ func NewQueue(depth int) (*Queue, error) {
 	for i := range q.free {
 		q.free[i] = uint16(depth - 1 - i)
 	}
+	registerQueue(q, true)
 	return q, nil
 }
 
@@ -224,6 +225,7 @@ func (q *Queue) Close() error {
 	if q.host != nil {
 		return nil
 	}
+	registerQueue(q, false)
 	disarmed := q.disarm()
 	err := q.ring.Close()
 	q.readyMu.Lock()

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/snapring/snapring/bench"
+	"github.com/snapring/snapring/engine"
 	"github.com/snapring/snapring/results"
 	"github.com/snapring/snapring/scenarios"
 )
@@ -171,6 +172,8 @@ func stuck(name string, i int, limit time.Duration) {
 	full, summary := bench.Stacks()
 	os.Stderr.Write(full)
 	fmt.Fprintf(os.Stderr, "\ngoroutines in snapring code:\n%s", summary)
+	fmt.Fprintln(os.Stderr, "engine queues:")
+	engine.WriteState(os.Stderr)
 	fmt.Fprintf(os.Stderr, "snapring: run %d of %s stuck: not done after %v (a bug: the stacks above say where)\n", i, name, limit)
 	os.Exit(3)
 }
