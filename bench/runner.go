@@ -364,6 +364,7 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 	lastSample := time.Now()
 	recordStart := s.start.Add(warmup)
 	end := recordStart.Add(runFor)
+	kicks0 := uring.Kicks()
 	var mallocs0 uint64
 	if warmup == 0 {
 		s.recording.Store(true)
@@ -441,7 +442,8 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 		elapsed = time.Since(s.start)
 	}
 	sampleMemory(&mem)
-	side := &results.Side{Start: recordStart, Duration: elapsed, Classes: map[results.Class]results.ClassResult{}, Series: series, CounterSeries: counterSeries, Memory: mem}
+	side := &results.Side{Start: recordStart, Duration: elapsed, Classes: map[results.Class]results.ClassResult{}, Series: series, CounterSeries: counterSeries, Memory: mem,
+		IOWQKicks: uring.Kicks() - kicks0}
 	for i, c := range results.Classes {
 		h := s.hists[i]
 		if h == nil || h.TotalCount() == 0 && s.errs[i] == 0 {
@@ -586,6 +588,9 @@ func engineOptions(sc *scenarios.Scenario) engine.Options {
 
 // worker keeps QueueDepth operations of one workload in flight.
 func (s *sideRun) worker(w *scenarios.Workload, mk func() (target, error), gen *offsetGen, seed int64) error {
+	// One thread submits all of this worker's I/O (see engine.Queue).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	t, err := mk()
 	if err != nil {
 		return err

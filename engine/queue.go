@@ -111,7 +111,9 @@ func unpackUD(ud uint64) (slot uint16, k kind, delta int64, errno unix.Errno) {
 
 // Queue runs requests on its own io_uring. A Queue is owned by one
 // goroutine (like a uring.Ring): Submit and Poll are not safe for concurrent
-// use. Requests parked on a chunk that another queue is copying are woken
+// use. Run that goroutine under runtime.LockOSThread: writes to regular
+// files go to the submitting thread's io-wq, and the ring's stall kick
+// (uring's Kicks) reaches only that one. Requests parked on a chunk that another queue is copying are woken
 // by that queue through an eventfd kept in this queue's ring.
 type Queue struct {
 	ring   *uring.Ring

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"fmt"
-	"github.com/snapring/snapring/uring"
 	"io"
+	"runtime"
+
+	"github.com/snapring/snapring/uring"
 )
 
 // The synchronous convenience: Device (the origin) and Image implement
@@ -54,8 +56,10 @@ func putSyncQueue(sq *syncQueue) {
 	}
 }
 
-// do runs one request to completion.
+// do runs one request to completion, on one thread (see Queue).
 func (sq *syncQueue) do(r *Request) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := sq.q.Submit(r); err != nil {
 		return err
 	}

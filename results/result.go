@@ -174,6 +174,10 @@ type Side struct {
 	CounterSeries []CounterPoint `json:"counter_series,omitempty"`
 	Events        []Event        `json:"events,omitempty"`
 	Memory        Memory         `json:"memory"`
+	// IOWQKicks counts the waits in this side that saw nothing complete
+	// for 50 ms or more and kicked io-wq (uring.Kicks): 0 normally; more
+	// means writes stalled in the kernel's io-wq and were recovered.
+	IOWQKicks int64 `json:"iowq_kicks,omitempty"`
 }
 
 // ClassResult summarises the latencies and throughput of one class. All

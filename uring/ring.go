@@ -72,8 +72,13 @@ type Ring struct {
 	// back up, so rings whose completions never come inline (ublk queues,
 	// io-wq writes) pay the extra enter once per -presubmitBackoff waits.
 	presubmit int8
-	sqeSize   uintptr
-	cqeSize   uintptr
+	// kick is how long the current wait goes before the next io-wq kick
+	// (kickFirst, doubling to kickMax; 0 outside a wait), kicks the kick
+	// NOPs whose completions are still to be dropped. See kickIOWQ.
+	kick    time.Duration
+	kicks   int
+	sqeSize uintptr
+	cqeSize uintptr
 
 	ringMem []byte // SQ and CQ rings (one mapping with FEAT_SINGLE_MMAP)
 	cqMem   []byte // separate CQ mapping on old kernels, else nil
@@ -335,6 +340,7 @@ func (r *Ring) submit(waitNr uint32, timeout time.Duration) (int, error) {
 
 func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 	atomic.StoreUint32(r.sqTail, r.sqeTail)
+	r.kick = 0
 	sqPoll := r.flags&setupSQPoll != 0
 	var deadline time.Time
 	if timeout > 0 {
@@ -371,10 +377,21 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 		}
 		var arg unsafe.Pointer
 		var argSize uintptr
-		if timeout > 0 && kernelWait > 0 {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return submitted, ErrTimeout
+		// A wait longer than r.kick ends early (ETIME below) to kick io-wq.
+		kicking := kernelWait > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0
+		if kicking && r.kick == 0 {
+			r.kick = kickFirst
+		}
+		if kernelWait > 0 && (timeout > 0 || kicking) {
+			left := r.kick
+			if timeout > 0 {
+				left = time.Until(deadline)
+				if left <= 0 {
+					return submitted, ErrTimeout
+				}
+				if kicking {
+					left = min(left, r.kick)
+				}
 			}
 			r.waitTS = unix.NsecToTimespec(int64(left))
 			r.waitArg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.waitTS)))}
@@ -410,6 +427,9 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 			// short by a signal (Go preempts with SIGURG) as success; the
 			// loop resumes the wait until enough completions are ready.
 			submitted += int(n)
+			if r.kicks > 0 {
+				r.dropKicks()
+			}
 			if waitNr == 0 || r.cqReady() >= waitNr {
 				if r.sqeTail == atomic.LoadUint32(r.sqHead) || sqPoll || n == 0 {
 					return submitted, nil
@@ -418,7 +438,10 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 		case unix.EINTR:
 			// Resume: SQEs the kernel already took are gone from the SQ.
 		case unix.ETIME:
-			return submitted, ErrTimeout
+			if timeout > 0 && !time.Now().Before(deadline) {
+				return submitted, ErrTimeout
+			}
+			r.kickIOWQ()
 		case unix.EBUSY, unix.EAGAIN:
 			// The CQ is full (or its overflow list is): move completions to
 			// the backlog so the kernel can post more, then retry.
@@ -429,6 +452,68 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 			return submitted, fmt.Errorf("uring: io_uring_enter: %w", errno)
 		}
 	}
+}
+
+// Kicking io-wq. Buffered writes to regular files go to io-wq workers,
+// serialized per inode by a hash shared by the io-wq of every thread that
+// first used the same ring. On 6.18 a write stalled on that hash sometimes
+// never ran once the hash was free: nothing woke a worker for it (seen in
+// snapring's CI as a store worker waiting forever on 7 writes to the
+// difference storage, with one idle io-wq worker, and as a queue waiting on
+// its origin writes with none). Work newly queued to an io-wq wakes or
+// creates a worker, which then also takes the stalled work. So a wait
+// that sees no completion for kickFirst queues an asynchronous NOP
+// (IOSQE_ASYNC), doubling the interval up to kickMax while nothing
+// completes; the NOP's completion is dropped. The NOP reaches the calling
+// thread's io-wq: submit from one thread (runtime.LockOSThread) for the
+// kick to reach the work it is for. Kicks counts them.
+const (
+	kickFirst = 50 * time.Millisecond
+	kickMax   = 2 * time.Second
+	kickUD    = ^uint64(0) - 0x6b69636b // "kick": reserved user data
+)
+
+var kicks atomic.Int64
+
+// Kicks is how many times a wait on any ring saw nothing complete for a
+// while and kicked io-wq (see kickIOWQ): 0 on a healthy kernel under
+// normal load; a rising count points at stalled io-wq work.
+func Kicks() int64 { return kicks.Load() }
+
+func (r *Ring) kickIOWQ() {
+	r.kick = min(2*r.kick, kickMax)
+	if r.sqeTail-atomic.LoadUint32(r.sqHead) >= r.sqEntries {
+		return // no room; the pending SQEs go in with the next enter
+	}
+	s := (*SQE)(unsafe.Add(r.sqes, uintptr(r.sqeTail&r.sqMask)*r.sqeSize))
+	*s = SQE{}
+	s.PrepNop()
+	s.SetFlags(SQEAsync)
+	s.SetUserData(kickUD)
+	r.sqeTail++
+	if r.sqFree > 0 {
+		r.sqFree--
+	}
+	atomic.StoreUint32(r.sqTail, r.sqeTail)
+	r.kicks++
+	kicks.Add(1)
+}
+
+// dropKicks removes the kick NOPs' completions, moving the ring's other
+// completions to the backlog in order.
+func (r *Ring) dropKicks() {
+	head := *r.cqHead
+	tail := atomic.LoadUint32(r.cqTail)
+	for i := head; i != tail; i++ {
+		p := unsafe.Add(r.cqes, uintptr(i&r.cqMask)*r.cqeSize)
+		if (*cqe)(p).userData == kickUD && r.kicks > 0 {
+			r.kicks--
+			continue
+		}
+		r.backlog = append(r.backlog, CQE{})
+		r.copyCQE(&r.backlog[len(r.backlog)-1], i)
+	}
+	atomic.StoreUint32(r.cqHead, tail)
 }
 
 func (r *Ring) needsGetEvents() bool {
@@ -488,6 +573,10 @@ func (r *Ring) Drain(out []CQE) int {
 		tail = atomic.LoadUint32(r.cqTail)
 	}
 	for ; n < len(out) && head != tail; head++ {
+		if r.kicks > 0 && (*cqe)(unsafe.Add(r.cqes, uintptr(head&r.cqMask)*r.cqeSize)).userData == kickUD {
+			r.kicks-- // a kick NOP's completion: not the caller's
+			continue
+		}
 		r.copyCQE(&out[n], head)
 		n++
 	}

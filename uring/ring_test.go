@@ -575,3 +575,42 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("read %d (want %d), cancel %d (want 0)", got[7], -int32(unix.ECANCELED), got[8])
 	}
 }
+
+// TestKickIOWQ: a wait that sees nothing complete for kickFirst queues an
+// asynchronous NOP (io-wq's wake-up); the caller never sees its completion.
+func TestKickIOWQ(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	r := newRing(t, Options{Entries: 4})
+	if r.features&featExtArg == 0 {
+		t.Skip("no IORING_FEAT_EXT_ARG (5.11): waits are not bounded, nothing kicks")
+	}
+	a := newArena(t, 4096)
+	s := nextSQE(t, r)
+	s.PrepRead(int32(p[0]), a.Slice(0, 5), 0)
+	s.SetUserData(7)
+	go func() {
+		time.Sleep(3 * kickFirst)
+		unix.Write(p[1], []byte("hello"))
+	}()
+	before := Kicks()
+	cqes := run(t, r, 1)
+	if cqes[0].UserData != 7 || cqes[0].Res != 5 {
+		t.Fatalf("got %+v, want the pipe read", cqes[0])
+	}
+	if k := Kicks() - before; k < 1 || k > 3 {
+		t.Errorf("%d kicks in a wait of 3×kickFirst, want 1 or 2 (intervals double)", k)
+	}
+	time.Sleep(20 * time.Millisecond) // let a kick NOP still in flight complete
+	var more [4]CQE
+	if n := r.Drain(more[:]); n != 0 {
+		t.Errorf("%d more completions (%+v): a kick's reached the caller", n, more[:n])
+	}
+	if r.kicks != 0 {
+		t.Errorf("%d kick completions not accounted for", r.kicks)
+	}
+}

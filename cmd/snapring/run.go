@@ -21,6 +21,7 @@ import (
 	"github.com/snapring/snapring/engine"
 	"github.com/snapring/snapring/results"
 	"github.com/snapring/snapring/scenarios"
+	"github.com/snapring/snapring/uring"
 )
 
 // commit is set with -ldflags "-X main.commit=..." by the Makefile.
@@ -174,6 +175,7 @@ func stuck(name string, i int, limit time.Duration) {
 	fmt.Fprintf(os.Stderr, "\ngoroutines in snapring code:\n%s", summary)
 	fmt.Fprintln(os.Stderr, "engine queues:")
 	engine.WriteState(os.Stderr)
+	fmt.Fprintf(os.Stderr, "io-wq kicks so far: %d\n", uring.Kicks())
 	fmt.Fprintf(os.Stderr, "snapring: run %d of %s stuck: not done after %v (a bug: the stacks above say where)\n", i, name, limit)
 	os.Exit(3)
 }
@@ -218,11 +220,21 @@ func printSummary(w io.Writer, name string, r *results.Result) {
 		fmt.Fprintf(w, "chunks copied %d, stored %d, in memory %d; difference storage used %d MiB\n",
 			c[results.CounterChunksCopied], c[results.CounterChunksStored], c[results.CounterStoreQueue], c[results.CounterDiffBytesUsed]>>20)
 	}
+	if k := r.Engine.IOWQKicks + baselineKicks(r); k > 0 {
+		fmt.Fprintf(w, "io-wq kicks %d (engine %d): waits that saw nothing complete for 50 ms and woke the kernel's io-wq\n", k, r.Engine.IOWQKicks)
+	}
 	for _, e := range r.Engine.Events {
 		if e.Kind != results.EventTake && e.Kind != "destroy" {
 			fmt.Fprintf(w, "event at %v: %s\n", e.Offset.Round(time.Millisecond), e.Detail)
 		}
 	}
+}
+
+func baselineKicks(r *results.Result) int64 {
+	if r.Baseline == nil {
+		return 0
+	}
+	return r.Baseline.IOWQKicks
 }
 
 func fmtRatio(v float64) string {
