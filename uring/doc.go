@@ -34,6 +34,19 @@
 // Drain at once panic. The intended pattern is one ring per goroutine (for
 // example one per ublk queue, one per store worker); rings are cheap.
 //
+// # Stalled io-wq work
+//
+// Buffered writes to regular files run in the submitting thread's io-wq,
+// serialized per inode through a hash that the io-wq of every thread first
+// set up by the same ring shares. On 6.18 such a write sometimes waited
+// forever once the hash was free, nothing having woken a worker for it. A
+// wait that sees no completion for 50 ms therefore queues an asynchronous
+// NOP, which wakes or creates a worker of the calling thread's io-wq, and
+// keeps doing so at doubling intervals up to 2 s while nothing completes;
+// the NOP's completion is dropped and Kicks counts the kicks. The NOP
+// reaches the caller's thread only: a ring whose writes may go to io-wq
+// should be driven from one thread (runtime.LockOSThread).
+//
 // # Availability
 //
 // When io_uring cannot be used New returns an error wrapping ErrUnavailable
