@@ -26,7 +26,11 @@ type Options struct {
 	// grows (default 1 GiB); low-free-space is raised at half of it.
 	DiffStorageMinimum int64
 	// StoreWorkers is the number of goroutines writing chunks to the
-	// difference storage (default 2).
+	// difference storage (default 1). Buffered writes to one file are
+	// serialized by io-wq (or the inode lock) anyway; more workers only
+	// help a difference storage spread over several devices, and two
+	// threads writing one file through io-wq is the pattern that stalled
+	// on 6.18 (see uring's doc).
 	StoreWorkers int
 	// EventQueueSize bounds the event queue (default 256).
 	EventQueueSize int
@@ -42,7 +46,7 @@ const (
 	DefaultChunkMaximumInQueue    = 16
 	DefaultFreeDiffBufferPoolSize = 128
 	DefaultDiffStorageMinimum     = 1 << 30
-	DefaultStoreWorkers           = 2
+	DefaultStoreWorkers           = 1
 	DefaultEventQueueSize         = 256
 )
 

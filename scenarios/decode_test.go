@@ -42,7 +42,7 @@ var parseGoodTests = []struct {
 		})
 		eq(t, "engine", s.Engine, scenarios.EngineOptions{
 			ChunkMinimumShift: 18, ChunkMaximumShift: 26, ChunkMaximumCount: 1 << 40, ChunkMaximumInQueue: 16,
-			FreeDiffBufferPoolSize: 128, DiffStorageMinimum: scenarios.GiB, StoreWorkers: 2,
+			FreeDiffBufferPoolSize: 128, DiffStorageMinimum: scenarios.GiB, StoreWorkers: 1,
 		})
 		eq(t, "prefill", s.Phases.PrefillEnabled(), true)
 		eq(t, "destroy", s.Phases.DestroyEnabled(), true)

@@ -60,7 +60,7 @@
 //	  chunk_maximum_in_queue: 16      # 1..4096; chunks in memory awaiting store
 //	  free_diff_buffer_pool_size: 128 # 1..65536; recycled chunk buffers
 //	  diff_storage_minimum: 1GiB      # default portion; low-space event at half of it
-//	  store_workers: 2                # 1..64
+//	  store_workers: 1                # 1..64
 //
 //	phases:                   # required
 //	  prefill: true           # fill every device with random bytes first

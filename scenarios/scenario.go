@@ -134,7 +134,7 @@ type EngineOptions struct {
 	ChunkMaximumInQueue    int  `yaml:"chunk_maximum_in_queue" json:"chunk_maximum_in_queue"`
 	FreeDiffBufferPoolSize int  `yaml:"free_diff_buffer_pool_size" json:"free_diff_buffer_pool_size"` // default 128
 	DiffStorageMinimum     Size `yaml:"diff_storage_minimum" json:"diff_storage_minimum"`             // default 1GiB
-	StoreWorkers           int  `yaml:"store_workers" json:"store_workers"`                           // default 2
+	StoreWorkers           int  `yaml:"store_workers" json:"store_workers"`                           // default 1
 }
 
 // Engine defaults: blksnap's.
@@ -145,7 +145,7 @@ const (
 	DefaultChunkMaximumInQueue    = 16
 	DefaultFreeDiffBufferPoolSize = 128
 	DefaultDiffStorageMinimum     = GiB
-	DefaultStoreWorkers           = 2
+	DefaultStoreWorkers           = 1
 )
 
 // Phases is the timeline of a run:
