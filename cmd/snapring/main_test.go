@@ -188,6 +188,15 @@ func TestCompareVerdicts(t *testing.T) {
 		return files
 	}
 	a, b := run("a"), run("b")
+	var kicks int64
+	for _, f := range append(append([]string(nil), a...), b...) {
+		r, err := results.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kicks += r.Engine.IOWQKicks + r.Baseline.IOWQKicks
+	}
+	t.Logf("io-wq kicks over the 16 runs: %d", kicks)
 	out, code := cli(t, "compare", strings.Join(a, ","), strings.Join(b, ","))
 	t.Logf("same build:\n%s", out)
 	if code != 0 {
