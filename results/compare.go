@@ -210,8 +210,27 @@ func Compare(base []*Result, newRuns []*Result, opts CompareOptions) Comparison 
 	for _, k := range sorted {
 		c.Deltas = append(c.Deltas, compareMetric(k, baseVals[k], newVals[k], opts))
 	}
-	fdr(c.Deltas, opts.Alpha)
+	fdr(c.Deltas, opts.Alpha, duplicateMetrics(sorted, baseVals, newVals))
 	return c
+}
+
+// duplicateMetrics maps the index of each metric whose values are those of
+// an earlier one in the same group, run for run on both sides, to that
+// earlier one: they are one test, not two. A class all of whose operations
+// fall in one subclass (every write copied), or the IOPS and MB/s ratios of
+// one block size.
+func duplicateMetrics(sorted []metricKey, baseVals, newVals map[metricKey][]float64) map[int]int {
+	dupOf := make(map[int]int)
+	for i, k := range sorted {
+		for j, o := range sorted[:i] {
+			if _, dup := dupOf[j]; !dup && o.group == k.group &&
+				slices.Equal(baseVals[o], baseVals[k]) && slices.Equal(newVals[o], newVals[k]) {
+				dupOf[i] = j
+				break
+			}
+		}
+	}
+	return dupOf
 }
 
 // fdr applies the Benjamini-Hochberg procedure to the tested metrics that
@@ -222,10 +241,21 @@ func Compare(base []*Result, newRuns []*Result, opts CompareOptions) Comparison 
 // where the k-th is at most k/m*alpha keeps the expected share of false
 // verdicts at alpha, while a real change, which moves several metrics at
 // once, keeps its power. A change that loses its significance here keeps its
-// p-value and gets a note.
-func fdr(ds []Delta, alpha float64) {
+// p-value and gets a note. A duplicate (dupOf: its index to the original's)
+// is left out of the family and takes its original's verdict.
+func fdr(ds []Delta, alpha float64, dupOf map[int]int) {
+	defer func() {
+		for i, j := range dupOf {
+			if !ds[i].Info && ds[i].P != nil {
+				ds[i].Verdict, ds[i].Note = ds[j].Verdict, ds[j].Note
+			}
+		}
+	}()
 	var family []*Delta
 	for i := range ds {
+		if _, dup := dupOf[i]; dup {
+			continue
+		}
 		if d := &ds[i]; !d.Info && d.P != nil {
 			family = append(family, d)
 		}

@@ -3,6 +3,7 @@ package results
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -374,7 +375,7 @@ func TestCompareFalseDiscoveries(t *testing.T) {
 		{Metric: MetricMean, P: p(0.001), Verdict: Regression, Info: true}, // informational: not in the family
 		{Metric: MetricP50, P: nil, Verdict: Regression},                   // threshold only: untouched
 	}
-	fdr(ds, 0.05)
+	fdr(ds, 0.05, nil)
 	if ds[0].Verdict != NoChange || ds[0].Note == "" {
 		t.Errorf("a lone p=0.038 among 4 tests: verdict %q, note %q; want ~ with a note", ds[0].Verdict, ds[0].Note)
 	}
@@ -387,10 +388,52 @@ func TestCompareFalseDiscoveries(t *testing.T) {
 		{Metric: MetricIOPS, P: p(0.04), Verdict: Regression},
 		{Metric: MetricMBps, P: p(0.04), Verdict: Regression},
 	}
-	fdr(many, 0.05)
+	fdr(many, 0.05, nil)
 	for i, d := range many {
 		if d.Verdict != Regression {
 			t.Errorf("row %d: all four metrics at p<=0.04 is a change (k/m*alpha holds at k=m); got %q", i, d.Verdict)
 		}
+	}
+	// A metric repeated (every write copied: the subclass is the class)
+	// is one test. Counted twice, p=0.015 would pass at rank 2 of 6
+	// (0.0167); once, among 5, it needs 0.01 (seen in a same-build run).
+	dups := []Delta{
+		{Metric: MetricP99, P: p(0.015), Verdict: Regression},
+		{Metric: MetricP99, P: p(0.015), Verdict: Regression}, // the copied subclass
+		{Metric: MetricP50, P: p(0.57)},
+		{Metric: MetricP50, P: p(0.57)},
+		{Metric: MetricIOPS, P: p(0.04)},
+		{Metric: MetricMBps, P: p(0.6)},
+	}
+	fdr(dups, 0.05, map[int]int{1: 0, 3: 2})
+	if dups[0].Verdict != NoChange || dups[1].Verdict != NoChange || dups[1].Note != dups[0].Note {
+		t.Errorf("p=0.015 counted once among 4: verdicts %q, %q (notes %q, %q); want ~ for both, same note",
+			dups[0].Verdict, dups[1].Verdict, dups[0].Note, dups[1].Note)
+	}
+}
+
+// TestCompareDuplicateMetrics: a subclass identical to its class run for
+// run, and the MB/s ratio equal to the IOPS ratio, are found as duplicates;
+// different values are not.
+func TestCompareDuplicateMetrics(t *testing.T) {
+	base := p50Runs(100, 101, 99, 102, 98, 100, 101, 99)
+	newRuns := p50Runs(100, 101, 99, 102, 98, 100, 101, 97)
+	for _, rs := range [][]*Result{base, newRuns} {
+		for _, r := range rs {
+			r.Engine.Classes[OriginWriteCopied] = r.Engine.Classes[OriginWrite]
+		}
+	}
+	baseVals, newVals := collectMetrics(base), collectMetrics(newRuns)
+	keys := []metricKey{
+		{GroupEngine, OriginWrite, MetricP50},
+		{GroupEngine, OriginWrite, MetricIOPS},
+		{GroupEngine, OriginWriteCopied, MetricP50},
+		{GroupEngine, OriginWriteCopied, MetricIOPS},
+		{GroupEngine, OriginWrite, MetricMBps},
+	}
+	got := duplicateMetrics(keys, baseVals, newVals)
+	want := map[int]int{2: 0, 3: 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("duplicates %v, want %v (copied = class; MB/s differs from IOPS in value)", got, want)
 	}
 }
