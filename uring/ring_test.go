@@ -547,15 +547,21 @@ func TestNoSQArray(t *testing.T) {
 	}
 }
 
-// TestCancel: a pipe read that nothing will satisfy is cancelled; both
-// completions arrive, the read's with ECANCELED.
-func TestCancel(t *testing.T) {
+// newPipe returns a pipe closed when the test ends.
+func newPipe(t *testing.T) [2]int {
+	t.Helper()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(p[0])
-	defer unix.Close(p[1])
+	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+	return p
+}
+
+// TestCancel: a pipe read that nothing will satisfy is cancelled; both
+// completions arrive, the read's with ECANCELED.
+func TestCancel(t *testing.T) {
+	p := newPipe(t)
 	r := newRing(t, Options{Entries: 4})
 	a := newArena(t, 4096)
 	s := nextSQE(t, r)
@@ -579,12 +585,7 @@ func TestCancel(t *testing.T) {
 // TestKickIOWQ: a wait that sees nothing complete for kickFirst queues an
 // asynchronous NOP (io-wq's wake-up); the caller never sees its completion.
 func TestKickIOWQ(t *testing.T) {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(p[0])
-	defer unix.Close(p[1])
+	p := newPipe(t)
 	r := newRing(t, Options{Entries: 4})
 	if r.features&featExtArg == 0 {
 		t.Skip("no IORING_FEAT_EXT_ARG (5.11): waits are not bounded, nothing kicks")
