@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"math/bits"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,13 +186,20 @@ func TestCompareVerdicts(t *testing.T) {
 		}
 		return files[0]
 	}
-	// Interleaved, one run per invocation, so that a drift in the
-	// machine's load (another process starting, say) falls on both sets
-	// alike: run back to back, a same-build comparison once came out a
-	// p99 "regression" at p=0.015 when the second set ran beside a load.
+	// One run per invocation, in Thue-Morse order (a b b a b a a b b a a b
+	// a b b a), so that neither a drift in the machine's load nor anything
+	// that alternates from one process to the next falls on one set more
+	// than the other. Back to back, a same-build pair once came out a p99
+	// "regression" at p=0.015 beside a load; strictly alternating, every
+	// ratio differed at p=0.003 (the raw baseline's mode follows the
+	// process order on this VM).
 	var a, b []string
-	for i := 0; i < 8; i++ {
-		a, b = append(a, run("a", i)), append(b, run("b", i))
+	for n := 0; n < 16; n++ {
+		if bits.OnesCount(uint(n))%2 == 0 {
+			a = append(a, run("a", len(a)))
+		} else {
+			b = append(b, run("b", len(b)))
+		}
 	}
 	var kicks int64
 	for _, f := range append(append([]string(nil), a...), b...) {
