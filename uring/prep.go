@@ -11,7 +11,8 @@ import (
 // Submit. Buffers named by an SQE must be Arena memory (see the memory rule).
 type SQE struct{ sqe }
 
-// SetUserData sets the value carried through to the completion.
+// SetUserData sets the value carried through to the completion. One value
+// is the ring's own (the io-wq kick's, 0xffffffff94969c94): do not use it.
 func (s *SQE) SetUserData(v uint64) { s.userData = v }
 
 // SetFlags sets IOSQE_* flags (SQEIOLink, SQEFixedFile, SQEAsync, ...).

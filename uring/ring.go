@@ -428,7 +428,7 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 			// loop resumes the wait until enough completions are ready.
 			submitted += int(n)
 			if r.kicks > 0 {
-				r.dropKicks()
+				r.moveToBacklog() // drops the kicks' completions
 			}
 			if waitNr == 0 || r.cqReady() >= waitNr {
 				if r.sqeTail == atomic.LoadUint32(r.sqHead) || sqPoll || n == 0 {
@@ -499,21 +499,10 @@ func (r *Ring) kickIOWQ() {
 	kicks.Add(1)
 }
 
-// dropKicks removes the kick NOPs' completions, moving the ring's other
-// completions to the backlog in order.
-func (r *Ring) dropKicks() {
-	head := *r.cqHead
-	tail := atomic.LoadUint32(r.cqTail)
-	for i := head; i != tail; i++ {
-		p := unsafe.Add(r.cqes, uintptr(i&r.cqMask)*r.cqeSize)
-		if (*cqe)(p).userData == kickUD && r.kicks > 0 {
-			r.kicks--
-			continue
-		}
-		r.backlog = append(r.backlog, CQE{})
-		r.copyCQE(&r.backlog[len(r.backlog)-1], i)
-	}
-	atomic.StoreUint32(r.cqHead, tail)
+// isKick reports whether the kernel's CQE i is a kick NOP's, which no
+// caller may see (while kicks are outstanding, kickUD is ours).
+func (r *Ring) isKick(i uint32) bool {
+	return r.kicks > 0 && (*cqe)(unsafe.Add(r.cqes, uintptr(i&r.cqMask)*r.cqeSize)).userData == kickUD
 }
 
 func (r *Ring) needsGetEvents() bool {
@@ -525,10 +514,16 @@ func (r *Ring) cqReady() uint32 {
 	return atomic.LoadUint32(r.cqTail) - *r.cqHead + uint32(len(r.backlog))
 }
 
+// moveToBacklog empties the CQ into the backlog, in order, dropping kick
+// NOPs' completions, and returns how many CQEs it took off the ring.
 func (r *Ring) moveToBacklog() int {
 	head := *r.cqHead
 	tail := atomic.LoadUint32(r.cqTail)
 	for i := head; i != tail; i++ {
+		if r.isKick(i) {
+			r.kicks--
+			continue
+		}
 		r.backlog = append(r.backlog, CQE{})
 		r.copyCQE(&r.backlog[len(r.backlog)-1], i)
 	}
@@ -573,8 +568,8 @@ func (r *Ring) Drain(out []CQE) int {
 		tail = atomic.LoadUint32(r.cqTail)
 	}
 	for ; n < len(out) && head != tail; head++ {
-		if r.kicks > 0 && (*cqe)(unsafe.Add(r.cqes, uintptr(head&r.cqMask)*r.cqeSize)).userData == kickUD {
-			r.kicks-- // a kick NOP's completion: not the caller's
+		if r.isKick(head) {
+			r.kicks--
 			continue
 		}
 		r.copyCQE(&out[n], head)
