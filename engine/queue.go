@@ -113,8 +113,9 @@ func unpackUD(ud uint64) (slot uint16, k kind, delta int64, errno unix.Errno) {
 // goroutine (like a uring.Ring): Submit and Poll are not safe for concurrent
 // use. Run that goroutine under runtime.LockOSThread: writes to regular
 // files go to the submitting thread's io-wq, and the ring's stall kick
-// (uring's Kicks) reaches only that one. Requests parked on a chunk that another queue is copying are woken
-// by that queue through an eventfd kept in this queue's ring.
+// (uring's Kicks) reaches only that one. Requests parked on a chunk that
+// another queue is copying are woken by that queue through an eventfd kept
+// in this queue's ring.
 type Queue struct {
 	ring   *uring.Ring
 	arena  *uring.Arena
