@@ -8,7 +8,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 OUT ?= out
 FUZZTIME ?= 10s
 
-.PHONY: run test lint fmt vet staticcheck unit bench bench-uring fuzz build deps-host
+.PHONY: run test lint fmt vet staticcheck unit bench bench-engine bench-uring fuzz build deps-host
 
 build:
 	$(GO) build -o bin/snapring ./cmd/snapring
@@ -50,6 +50,12 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# The engine's performance goals, each the median engine/raw ratio of PAIRS
+# alternating pairs of runs, on tmpfs and on a disk file system (/var/tmp).
+PAIRS ?= 7
+bench-engine:
+	bench/engine-goals.sh $(PAIRS)
 
 # io_uring micro figures beside their baselines in one run: Go NOPs vs C
 # liburing NOPs and vs a C loop on the raw syscalls with NO_SQARRAY (as
