@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/snapring/snapring/uring"
 )
 
 // Device is an original device: a regular file or a block device (a loop
@@ -20,6 +22,7 @@ type Device struct {
 	size    int64
 	minIO   int
 	isBlock bool
+	punted  bool // large reads go to io-wq marked async (see asyncIfLarge)
 	id      fileID
 
 	area atomic.Pointer[diffArea] // the snapshot's diff area, while one covers it
@@ -54,7 +57,7 @@ func OpenDevice(path string) (*Device, error) {
 		f.Close()
 		return nil, fmt.Errorf("engine: device %s: %w", path, err)
 	}
-	d.id, d.isBlock = id, isBlk
+	d.id, d.isBlock, d.punted = id, isBlk, readsPunted(d.fd, isBlk)
 	if isBlk {
 		if d.size, err = blockDeviceSize(f); err != nil {
 			f.Close()
@@ -114,4 +117,16 @@ func (d *Device) release() error {
 		return d.file.Close()
 	}
 	return nil
+}
+
+// readsPunted reports whether the kernel hands every read of fd to an
+// io-wq worker: a regular file without nonblocking reads, such as tmpfs's.
+// Block devices' reads are asynchronous by themselves. Where the probe
+// fails the answer is yes, which only costs a handoff.
+func readsPunted(fd int32, isBlk bool) bool {
+	if isBlk {
+		return false
+	}
+	ok, err := uring.NonblockingReads(fd)
+	return err != nil || !ok
 }

@@ -37,6 +37,7 @@ type extent struct {
 	id       fileID // to refuse appending bytes already in the storage
 	path     string // set when add created the file, for abort
 	blk      bool   // a block device
+	punted   bool   // large reads go to io-wq marked async (see asyncIfLarge)
 }
 
 // diffStorage is an append-only region allocator over extents. Regions are
@@ -227,7 +228,7 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 	if created {
 		e.path = path
 	}
-	e.blk = isBlk
+	e.blk, e.punted = isBlk, readsPunted(e.fd, isBlk)
 	switch {
 	case isBlk:
 		size, err := blockDeviceSize(f)
@@ -297,9 +298,9 @@ func (s *diffStorage) growLocked(e *extent) error {
 
 // region is a piece of difference storage holding one chunk.
 type region struct {
-	fd      int32
-	off     int64
-	regular bool // a regular file (page cache), not a block device
+	fd     int32
+	off    int64
+	punted bool // large reads go to io-wq marked async (see asyncIfLarge)
 }
 
 var errNoSpace = errors.New("engine: difference storage full")
@@ -374,7 +375,7 @@ func (s *diffStorage) locate(logical int64) region {
 	defer s.mu.Unlock()
 	i := sort.Search(len(s.extents), func(i int) bool { return s.extents[i].logical > logical }) - 1
 	e := s.extents[i]
-	return region{fd: e.fd, off: e.physOff + logical - e.logical, regular: !e.blk}
+	return region{fd: e.fd, off: e.physOff + logical - e.logical, punted: e.punted}
 }
 
 func (s *diffStorage) stats() (used, capacity, limit int64) {

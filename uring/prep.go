@@ -18,6 +18,10 @@ func (s *SQE) SetUserData(v uint64) { s.userData = v }
 // SetFlags sets IOSQE_* flags (SQEIOLink, SQEFixedFile, SQEAsync, ...).
 func (s *SQE) SetFlags(f SQEFlag) { s.flags |= uint8(f) }
 
+// SetRWFlags sets a read or write's RWF_* flags (rw_flags), such as
+// unix.RWF_NOWAIT.
+func (s *SQE) SetRWFlags(f uint32) { s.opFlags = f }
+
 // SetBufIndex sets buf_index (for READ_FIXED/WRITE_FIXED, or a URING_CMD
 // that uses registered buffers).
 func (s *SQE) SetBufIndex(i uint16) { s.bufIndex = i }

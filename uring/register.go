@@ -131,3 +131,35 @@ func (p *Probe) Require(ops ...Op) error {
 	}
 	return nil
 }
+
+// NonblockingReads reports whether reads of fd may complete inline, on the
+// submitting thread, when the data is cached. It asks with a zero-length
+// RWF_NOWAIT read through a one-entry ring: the kernel refuses the flag
+// (EOPNOTSUPP) for a file without nonblocking reads, tmpfs's for one, and
+// hands every read of such a file to an io-wq worker.
+func NonblockingReads(fd int32) (bool, error) {
+	r, err := New(Options{Entries: 1})
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	s, err := r.NextSQE()
+	if err != nil {
+		return false, err
+	}
+	s.rw(OpRead, fd, 0, 0, 0)
+	s.SetRWFlags(unix.RWF_NOWAIT)
+	var c [1]CQE
+	for r.Drain(c[:]) == 0 {
+		if _, err := r.SubmitAndWait(1); err != nil {
+			return false, err
+		}
+	}
+	switch {
+	case c[0].Res >= 0 || c[0].Res == -int32(unix.EAGAIN):
+		return true, nil
+	case c[0].Res == -int32(unix.EOPNOTSUPP):
+		return false, nil
+	}
+	return false, fmt.Errorf("uring: nonblocking read probe: %w", unix.Errno(-c[0].Res))
+}

@@ -615,3 +615,37 @@ func TestKickIOWQ(t *testing.T) {
 		t.Errorf("%d kick completions not accounted for", r.kicks)
 	}
 }
+
+func TestNonblockingReads(t *testing.T) {
+	newRing(t, Options{Entries: 1}) // skips where io_uring is unavailable
+	want := map[int64]bool{unix.TMPFS_MAGIC: false, unix.EXT4_SUPER_MAGIC: true, unix.XFS_SUPER_MAGIC: true, unix.BTRFS_SUPER_MAGIC: true}
+	tried := 0
+	for _, dir := range []string{t.TempDir(), "/dev/shm"} {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			continue
+		}
+		w, known := want[int64(st.Type)]
+		if !known {
+			t.Logf("%s: file system %#x: no expectation", dir, st.Type)
+			continue
+		}
+		f, err := os.CreateTemp(dir, "nowait")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		got, err := NonblockingReads(int32(f.Fd()))
+		if err != nil || got != w {
+			t.Errorf("%s (file system %#x): NonblockingReads = %v, %v; want %v", dir, st.Type, got, err, w)
+		}
+		tried++
+	}
+	if tried == 0 {
+		t.Skip("no tmpfs, ext4, xfs or btrfs directory to try")
+	}
+	if _, err := NonblockingReads(-1); !errors.Is(err, unix.EBADF) {
+		t.Errorf("bad fd: %v, want EBADF", err)
+	}
+}
