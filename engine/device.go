@@ -16,14 +16,13 @@ import (
 // device, say). Origin I/O goes through Queue requests naming it; while a
 // snapshot covers it, its writes are intercepted for copy-on-write.
 type Device struct {
-	path    string
-	file    *os.File
-	fd      int32
-	size    int64
-	minIO   int
-	isBlock bool
-	punted  bool // large reads go to io-wq marked async (see asyncIfLarge)
-	id      fileID
+	path   string
+	file   *os.File
+	fd     int32
+	size   int64
+	minIO  int
+	punted bool // large reads go to io-wq marked async (see asyncIfLarge)
+	id     fileID
 
 	area atomic.Pointer[diffArea] // the snapshot's diff area, while one covers it
 
@@ -57,7 +56,7 @@ func OpenDevice(path string) (*Device, error) {
 		f.Close()
 		return nil, fmt.Errorf("engine: device %s: %w", path, err)
 	}
-	d.id, d.isBlock, d.punted = id, isBlk, readsPunted(d.fd, isBlk)
+	d.id, d.punted = id, readsPunted(d.fd, isBlk)
 	if isBlk {
 		if d.size, err = blockDeviceSize(f); err != nil {
 			f.Close()

@@ -36,7 +36,6 @@ type extent struct {
 	ownsFile bool
 	id       fileID // to refuse appending bytes already in the storage
 	path     string // set when add created the file, for abort
-	blk      bool   // a block device
 	punted   bool   // large reads go to io-wq marked async (see asyncIfLarge)
 }
 
@@ -228,7 +227,7 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 	if created {
 		e.path = path
 	}
-	e.blk, e.punted = isBlk, readsPunted(e.fd, isBlk)
+	e.punted = readsPunted(e.fd, isBlk)
 	switch {
 	case isBlk:
 		size, err := blockDeviceSize(f)
