@@ -36,6 +36,10 @@ type RunConfig struct {
 	Seed     int64
 	// SkipBaseline runs only the engine side.
 	SkipBaseline bool
+	// TempDir, when set, is where temporary files (devices and difference
+	// storage of kind tempfile) are made, whatever their fs; by default
+	// /dev/shm for tmpfs and os.TempDir for disk.
+	TempDir string
 }
 
 // ErrRun is a run that could not be set up (bad device, missing path).
@@ -53,7 +57,10 @@ func Run(ctx context.Context, cfg RunConfig) (*results.Result, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
-	devs, cleanup, err := prepareDevices(sc, cfg.Seed)
+	if err := Check(cfg); err != nil {
+		return nil, err
+	}
+	devs, cleanup, err := prepareDevices(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -99,64 +106,63 @@ type preparedDevice struct {
 	name string
 	path string
 	size int64
+	// file holds a temporary device open: it has no name (O_TMPFILE, or
+	// unlinked at once), so nothing is left behind whatever ends the
+	// process; path is its /proc/self/fd link.
+	file *os.File
 }
 
+// ErrInterrupted is a run stopped before it measured anything (Ctrl-C in
+// the prefill): there is no result.
+var ErrInterrupted = errors.New("bench: interrupted before the run started: no result")
+
 // prepareDevices makes the temp files (prefilled) or checks the given paths.
-func prepareDevices(sc *scenarios.Scenario, seed int64) ([]preparedDevice, func(), error) {
-	var made []string
+func prepareDevices(ctx context.Context, cfg RunConfig) ([]preparedDevice, func(), error) {
+	sc := cfg.Scenario
+	var out []preparedDevice
 	cleanup := func() {
-		for _, p := range made {
-			os.Remove(p)
+		for _, pd := range out {
+			if pd.file != nil {
+				pd.file.Close()
+			}
 		}
 	}
-	var out []preparedDevice
 	for _, d := range sc.Devices {
 		pd := preparedDevice{name: d.Name, size: int64(d.Size)}
 		switch d.Backing.Kind {
 		case scenarios.BackingTempfile:
-			dir := tempDir(d.Backing.FS)
-			f, err := os.CreateTemp(dir, "snapring-"+d.Name+"-*")
+			dir := cfg.tempDir(d.Backing.FS)
+			f, err := anonymousFile(dir, "snapring-"+d.Name+"-*")
 			if err != nil {
 				cleanup()
 				return nil, nil, fmt.Errorf("%w: device %s: temp file in %s: %v", ErrRun, d.Name, dir, err)
 			}
-			made = append(made, f.Name())
-			pd.path = f.Name()
-			if err := prefill(f, pd.size, seed, sc.Phases.PrefillEnabled()); err != nil {
-				f.Close()
+			pd.file = f
+			pd.path = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+			out = append(out, pd)
+			if err := prefill(ctx, f, pd.size, cfg.Seed, sc.Phases.PrefillEnabled()); err != nil {
+				cleanup()
+				if ctx.Err() != nil {
+					return nil, nil, ErrInterrupted
+				}
+				return nil, nil, fmt.Errorf("%w: device %s: %v", ErrRun, d.Name, err)
+			}
+			continue
+		default:
+			// Check has made sure it exists and what it is.
+			pd.path = d.Backing.Path
+			fi, err := os.Stat(pd.path)
+			if err != nil {
 				cleanup()
 				return nil, nil, fmt.Errorf("%w: device %s: %v", ErrRun, d.Name, err)
 			}
-			f.Close()
-		default:
-			fi, err := os.Stat(d.Backing.Path)
-			if err != nil {
-				cleanup()
-				return nil, nil, fmt.Errorf("%w: device %s: %s does not exist", ErrRun, d.Name, d.Backing.Path)
-			}
-			pd.path = d.Backing.Path
 			if fi.Mode()&os.ModeDevice != 0 {
-				f, err := os.OpenFile(pd.path, os.O_RDWR|unix.O_EXCL, 0)
-				if err != nil {
+				if pd.size, err = blockSize(pd.path); err != nil {
 					cleanup()
-					if errors.Is(err, unix.EBUSY) {
-						return nil, nil, fmt.Errorf("%w: device %s: block device %s is in use (mounted or held open exclusively)", ErrRun, d.Name, pd.path)
-					}
 					return nil, nil, fmt.Errorf("%w: device %s: %v", ErrRun, d.Name, err)
 				}
-				n, err := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
-				f.Close()
-				if err != nil {
-					cleanup()
-					return nil, nil, fmt.Errorf("%w: device %s: size of %s: %v", ErrRun, d.Name, pd.path, err)
-				}
-				pd.size = int64(n)
 			} else {
 				pd.size = fi.Size()
-				if int64(d.Size) > 0 && fi.Size() < int64(d.Size) {
-					cleanup()
-					return nil, nil, fmt.Errorf("%w: device %s: %s has %d bytes, the scenario says %d", ErrRun, d.Name, pd.path, fi.Size(), int64(d.Size))
-				}
 			}
 		}
 		out = append(out, pd)
@@ -164,7 +170,29 @@ func prepareDevices(sc *scenarios.Scenario, seed int64) ([]preparedDevice, func(
 	return out, cleanup, nil
 }
 
-func tempDir(fs scenarios.FS) string {
+// anonymousFile makes a file in dir that has no name: an O_TMPFILE, or,
+// where the file system has none, a file unlinked as soon as it is made.
+func anonymousFile(dir, pattern string) (*os.File, error) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return os.NewFile(uintptr(fd), filepath.Join(dir, strings.TrimSuffix(pattern, "*")+"(tmpfile)")), nil
+	}
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// tempDir is where the temporary files of a kind tempfile go.
+func (cfg RunConfig) tempDir(fs scenarios.FS) string {
+	if cfg.TempDir != "" {
+		return cfg.TempDir
+	}
 	if fs != scenarios.FSDisk {
 		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 			return "/dev/shm"
@@ -173,7 +201,9 @@ func tempDir(fs scenarios.FS) string {
 	return os.TempDir()
 }
 
-func prefill(f *os.File, size int64, seed int64, random bool) error {
+// prefill sizes f and, when random, fills it with random bytes; it stops at
+// once when ctx is cancelled.
+func prefill(ctx context.Context, f *os.File, size int64, seed int64, random bool) error {
 	if err := f.Truncate(size); err != nil {
 		return err
 	}
@@ -183,6 +213,9 @@ func prefill(f *os.File, size int64, seed int64, random bool) error {
 	buf := make([]byte, 4<<20)
 	rng := rand.New(rand.NewSource(seed))
 	for off := int64(0); off < size; off += int64(len(buf)) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		rng.Read(buf)
 		n := min(int64(len(buf)), size-off)
 		if _, err := f.WriteAt(buf[:n], off); err != nil {
@@ -259,15 +292,17 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 			}
 			devs = append(devs, d)
 		}
-		storage, path, err := storageConfig(sc)
+		storage, path, err := storageConfig(cfg)
 		if err != nil {
 			return nil, false, err
 		}
-		storagePath = path
 		snap, err = engine.NewSnapshot(devs, storage, engineOptions(sc))
 		if err != nil {
 			return nil, false, fmt.Errorf("%w: %v", ErrRun, err)
 		}
+		// Only now is it the file the run made (the engine creates it with
+		// O_EXCL), to remove when the side ends.
+		storagePath = path
 	} else {
 		for _, pd := range pdevs {
 			f, err := os.OpenFile(pd.path, os.O_RDWR, 0)
@@ -545,28 +580,21 @@ func progress(w io.Writer, engineSide bool, elapsed, total time.Duration, s *sid
 	fmt.Fprintf(w, "\r%s %5.1fs/%-5.0fs %10d ops %9.0f IOPS", name, elapsed.Seconds(), total.Seconds(), ops, iops)
 }
 
-func storageConfig(sc *scenarios.Scenario) (engine.StorageConfig, string, error) {
-	ds := sc.DiffStorage
-	cfg := engine.StorageConfig{Limit: int64(ds.Limit)}
+// storageConfig is the engine's difference storage for the scenario, and
+// the path of a file the run creates there (to remove afterwards), if any.
+// Check has made sure that the path is what its kind says.
+func storageConfig(cfg RunConfig) (engine.StorageConfig, string, error) {
+	ds := cfg.Scenario.DiffStorage
+	sc := engine.StorageConfig{Limit: int64(ds.Limit), Path: ds.Path, Overwrite: ds.OverwriteAllowed()}
 	switch ds.Kind {
 	case scenarios.DiffStorageTempfile:
-		cfg.Path = tempDir(ds.FS) // an O_TMPFILE there, gone on close
-		return cfg, "", nil
-	case scenarios.DiffStorageDir:
-		cfg.Path = ds.Path
+		sc.Path = cfg.tempDir(ds.FS) // an O_TMPFILE there, gone on close
 	case scenarios.DiffStorageFile:
-		cfg.Path = ds.Path
-		if _, err := os.Stat(filepath.Dir(ds.Path)); err != nil {
-			return cfg, "", fmt.Errorf("%w: difference storage %s: directory does not exist", ErrRun, ds.Path)
+		if _, err := os.Stat(ds.Path); errors.Is(err, os.ErrNotExist) {
+			return sc, ds.Path, nil
 		}
-		return cfg, "", nil
-	case scenarios.DiffStorageBlockdev:
-		cfg.Path = ds.Path
 	}
-	if _, err := os.Stat(cfg.Path); err != nil {
-		return cfg, "", fmt.Errorf("%w: difference storage %s does not exist", ErrRun, cfg.Path)
-	}
-	return cfg, "", nil
+	return sc, "", nil
 }
 
 func engineOptions(sc *scenarios.Scenario) engine.Options {

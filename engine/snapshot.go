@@ -194,7 +194,7 @@ func (s *Snapshot) AppendStorage(path string, off, length int64) error {
 	if s.destroyed.Load() {
 		return ErrClosed
 	}
-	return s.storage.add(path, off, length, false)
+	return s.storage.add(path, off, length, false, false)
 }
 
 // Stats is a snapshot of the engine's counters.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,8 +15,12 @@ import (
 type StorageConfig struct {
 	// Path is a regular file (created if missing, used from offset 0), a
 	// directory (an O_TMPFILE is made there, gone on close) or a block
-	// device (opened exclusively; its size is the limit).
+	// device (opened exclusively; its size is the limit). An existing
+	// regular file is refused unless Overwrite is set.
 	Path string
+	// Overwrite lets an existing regular file at Path be truncated and
+	// reused. Without it, a path typed by mistake cannot destroy a file.
+	Overwrite bool
 	// Limit is the most the storage may grow to. Required for files and
 	// directories; for a block device 0 means its whole size.
 	Limit int64
@@ -116,7 +121,7 @@ func newDiffStorage(cfg StorageConfig, portion int64, events *eventQueue, origin
 		growKick: make(chan struct{}, 1), growDone: make(chan struct{})}
 	s.grown = sync.NewCond(&s.mu)
 	go s.grower(s.growKick)
-	if err := s.add(cfg.Path, 0, cfg.Limit, true); err != nil {
+	if err := s.add(cfg.Path, 0, cfg.Limit, true, cfg.Overwrite); err != nil {
 		s.abort()
 		return nil, err
 	}
@@ -162,8 +167,10 @@ func (s *diffStorage) growableLocked() *extent {
 
 // add opens path and appends it as an extent. first is the storage's
 // creation (file, dir or block device); later calls are blksnap v1–v5's
-// append of a file or a range of a block device.
-func (s *diffStorage) add(path string, off, length int64, first bool) error {
+// append of a file or a range of a block device. overwrite lets the first
+// call truncate an existing regular file; without it that file is refused
+// before anything is written, and a new one is created with O_EXCL.
+func (s *diffStorage) add(path string, off, length int64, first, overwrite bool) error {
 	if path == "" {
 		return fmt.Errorf("%w: difference storage: no path", ErrInvalid)
 	}
@@ -200,7 +207,19 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 		if !first && statErr != nil {
 			return fmt.Errorf("%w: difference storage to append %s: %v", ErrInvalid, path, statErr)
 		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if statErr == nil {
+			if err := s.notAnOrigin(path, statFileID(fi)); err != nil {
+				return err
+			}
+		}
+		if first && statErr == nil && !overwrite {
+			return fmt.Errorf("%w: difference storage %s exists: refusing to overwrite it (ask for it to be overwritten, or name a new file or a directory)", ErrInvalid, path)
+		}
+		flags := os.O_RDWR
+		if statErr != nil {
+			flags |= os.O_CREATE | os.O_EXCL
+		}
+		f, err = os.OpenFile(path, flags, 0o600)
 		if err != nil {
 			return fmt.Errorf("engine: difference storage: %w", err)
 		}
@@ -213,15 +232,8 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 	if err != nil {
 		return fail(fmt.Errorf("engine: difference storage %s: %w", path, err))
 	}
-	for _, o := range s.originIDs {
-		if o == id {
-			return fail(fmt.Errorf("%w: difference storage %s is one of the snapshot's original devices", ErrInvalid, path))
-		}
-	}
-	for _, o := range liveOriginIDs() {
-		if o == id {
-			return fail(fmt.Errorf("%w: difference storage %s is an original device of another live snapshot", ErrInvalid, path))
-		}
+	if err := s.notAnOrigin(path, id); err != nil {
+		return fail(err)
 	}
 	e := &extent{file: f, fd: int32(f.Fd()), physOff: off, ownsFile: true, growable: growable, id: id}
 	if created {
@@ -280,6 +292,34 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 		}
 	}
 	return nil
+}
+
+// notAnOrigin refuses a difference storage that is an original device of
+// this snapshot or of another live one.
+func (s *diffStorage) notAnOrigin(path string, id fileID) error {
+	for _, o := range s.originIDs {
+		if o == id {
+			return fmt.Errorf("%w: difference storage %s is one of the snapshot's original devices", ErrInvalid, path)
+		}
+	}
+	for _, o := range liveOriginIDs() {
+		if o == id {
+			return fmt.Errorf("%w: difference storage %s is an original device of another live snapshot", ErrInvalid, path)
+		}
+	}
+	return nil
+}
+
+// statFileID is statID for a file that is not open.
+func statFileID(fi os.FileInfo) fileID {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}
+	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFBLK {
+		return fileID{rdev: st.Rdev}
+	}
+	return fileID{dev: st.Dev, ino: st.Ino}
 }
 
 // growLocked extends a growable extent by one portion (or to its limit).

@@ -541,6 +541,7 @@ func (d *decoder) diffStorageFields(ds *DiffStorage) []field {
 		{key: "fs", decode: enum(d, &ds.FS)},
 		{key: "limit", decode: d.size(&ds.Limit)},
 		{key: "portion", decode: d.size(&ds.Portion)},
+		{key: "overwrite", decode: d.boolean(&ds.Overwrite)},
 	}
 }
 

@@ -95,7 +95,7 @@ engine:
   store_workers: 4
 phases: {prefill: false, warmup: 500ms, take_after: 2s, run: 10s, destroy: false}
 workloads:
-  - {name: w, kind: origin-write, device: c, pattern: random, block_size: 64k, queue_depth: 1024,
+  - {name: w, kind: origin-write, device: c, pattern: random, block_size: 64k, queue_depth: 512,
      workers: 16, rate: 5000, distribution: zipf, zipf_theta: 1.5, discard_share: 0.25}
   - {name: r, kind: image-read, device: a, pattern: sequential, block_size: 4KiB, rate: unlimited, loops: 3}
   - {name: h, kind: image-write, device: b, distribution: hotspot, hotspot: {fraction_of_space: 0.01}}
@@ -117,7 +117,7 @@ workloads:
 			[5]any{false, scenarios.Duration(500 * time.Millisecond), scenarios.Duration(2 * time.Second), scenarios.Duration(10 * time.Second), false})
 		eq(t, "w", s.Workloads[0], scenarios.Workload{
 			Name: "w", Kind: scenarios.OriginWrite, Device: "c", Pattern: scenarios.PatternRandom,
-			BlockSize: 64 * scenarios.KiB, QueueDepth: 1024, Workers: 16, Rate: 5000,
+			BlockSize: 64 * scenarios.KiB, QueueDepth: 512, Workers: 16, Rate: 5000,
 			Distribution: scenarios.DistributionZipf, ZipfTheta: 1.5, DiscardShare: 0.25,
 		})
 		eq(t, "r", s.Workloads[1], scenarios.Workload{

@@ -50,7 +50,9 @@
 //	                          # device sizes (left 0 for the runner when a size
 //	                          # is only known at run time); past it: overflow
 //	  portion: 256MiB         # the step it grows by; at most limit; default
-//	                          # engine.diff_storage_minimum, or limit if smaller
+//	                          # engine.diff_storage_minimum, or limit if smaller;
+//	                          # limit and portion: multiples of 4KiB, at least 1MiB
+//	  overwrite: false        # file only: replace an existing file (default: refuse it)
 //
 //	engine:                   # optional; blksnap's module parameters and defaults
 //	  chunk_minimum_shift: 18         # 12..30; chunks of at least 1<<18 = 256KiB

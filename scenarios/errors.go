@@ -87,3 +87,10 @@ func (s *Scenario) errAt(path, format string, args ...any) error {
 	}
 	return e
 }
+
+// ErrorAt returns a problem with the value at path (a key path such as
+// "devices[0].backing.path") that only the runner could see: wrapping
+// ErrInvalid, printed as "file:line: msg" when the scenario came from a file.
+func (s *Scenario) ErrorAt(path, format string, args ...any) error {
+	return s.errAt(path, format, args...)
+}

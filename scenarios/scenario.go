@@ -100,7 +100,14 @@ type DiffStorage struct {
 	// diff_storage_minimum); default engine.diff_storage_minimum, or Limit if
 	// that is smaller.
 	Portion Size `yaml:"portion,omitempty" json:"portion,omitempty"`
+	// Overwrite lets a kind file storage replace an existing file (its
+	// contents are lost). Without it an existing file is refused, so that a
+	// path typed by mistake never destroys what is there.
+	Overwrite *bool `yaml:"overwrite,omitempty" json:"overwrite,omitempty"`
 }
+
+// OverwriteAllowed reports whether an existing storage file may be replaced.
+func (ds DiffStorage) OverwriteAllowed() bool { return ds.Overwrite != nil && *ds.Overwrite }
 
 // DiffStorageKind says what holds the difference storage.
 type DiffStorageKind string
@@ -339,7 +346,10 @@ func (ds *DiffStorage) ensureDefaults(devices []Device, engine EngineOptions) {
 		ds.FS = FSTmpfs
 	}
 	if ds.Limit == 0 {
-		ds.Limit = sumOfKnownSizes(devices)
+		// At least the engine's smallest storage, in whole pages.
+		if sum := sumOfKnownSizes(devices); sum > 0 {
+			ds.Limit = (max(sum, MiB) + 4095) / 4096 * 4096
+		}
 	}
 	if ds.Portion == 0 {
 		ds.Portion = engine.DiffStorageMinimum

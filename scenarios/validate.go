@@ -22,7 +22,10 @@ const (
 	maxQueueDepth        = 1024
 	maxWorkers           = 64
 	maxRate              = 10_000_000
-	maxInflightBytes     = GiB // workers × queue_depth × block_size of one workload
+	maxInflightBytes     = GiB // workers × queue_depth × block_size, of one workload and of all together
+	minRun               = 100 * time.Millisecond
+	minStorageBytes      = MiB // the engine's smallest growth portion
+	storageAlign         = 4096
 	maxLoops             = 1 << 20
 	maxZipfTheta         = 100
 	maxRunTotal          = 24 * time.Hour
@@ -205,6 +208,11 @@ func (v *validator) diffStorage() {
 	v.path(path, string(ds.Kind), ds.Kind == DiffStorageTempfile, ds.Path)
 	v.sectors(path+".limit", ds.Limit, maxDevices*maxDeviceSize)
 	v.sectors(path+".portion", ds.Portion, maxDevices*maxDeviceSize)
+	v.storageSize(path+".limit", ds.Limit)
+	v.storageSize(path+".portion", ds.Portion)
+	if ds.Overwrite != nil && ds.Kind != DiffStorageFile {
+		v.failf(path+".overwrite", "impossible: overwrite with kind %s (only a file storage replaces an existing file)", ds.Kind)
+	}
 	switch {
 	case ds.Portion == 0:
 		v.failf(path+".portion", "missing portion")
@@ -232,12 +240,29 @@ func (v *validator) engine() {
 		v.failf("engine.diff_storage_minimum", "diff_storage_minimum %s must be positive", e.DiffStorageMinimum)
 	}
 	v.sectors("engine.diff_storage_minimum", e.DiffStorageMinimum, maxDiffStorageMin)
+	v.storageSize("engine.diff_storage_minimum", e.DiffStorageMinimum)
+}
+
+// storageSize checks a difference-storage size, when set, against the
+// engine's own rules (4 KiB multiples, at least 1 MiB), so that they are
+// reported here, at the key the user wrote, not by the engine after the
+// baseline has run.
+func (v *validator) storageSize(path string, sz Size) {
+	switch {
+	case sz <= 0:
+	case sz%storageAlign != 0:
+		v.failf(path, "%s %s is not a multiple of 4KiB", lastKey(path), sz)
+	case sz < minStorageBytes:
+		v.failf(path, "%s %s smaller than 1MiB", lastKey(path), sz)
+	}
 }
 
 func (v *validator) phases() {
 	p := v.s.Phases
 	if p.Run <= 0 {
 		v.failf("phases.run", "run %s must be positive", p.Run)
+	} else if p.Run < Duration(minRun) {
+		v.failf("phases.run", "run %s shorter than %s: too short to measure", p.Run, Duration(minRun))
 	}
 	if p.Warmup < 0 {
 		v.failf("phases.warmup", "warmup %s must not be negative", p.Warmup)
@@ -272,6 +297,16 @@ func (v *validator) workloads() {
 			v.failf(path+".name", "duplicate workload name %q", w.Name)
 		}
 		v.workload(path, w)
+	}
+	var inflight int64
+	for _, w := range workloads {
+		if w.QueueDepth > 0 && w.Workers > 0 && w.BlockSize > 0 && w.QueueDepth <= maxQueueDepth && w.Workers <= maxWorkers && w.BlockSize <= maxBlockSize {
+			inflight += int64(w.Workers) * int64(w.QueueDepth) * int64(w.BlockSize)
+		}
+	}
+	if inflight > int64(maxInflightBytes) {
+		v.failf("workloads", "workers × queue_depth × block_size of all workloads together is %s in flight, more than %s",
+			Size(inflight), maxInflightBytes)
 	}
 }
 
