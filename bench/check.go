@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -73,7 +74,7 @@ func (e checkError) Unwrap() []error { return []error{e.err, ErrRun} }
 
 // named records the file at key and refuses one already named.
 func (c *checker) named(key string, fi os.FileInfo) {
-	st, ok := fi.Sys().(*unix.Stat_t)
+	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return
 	}

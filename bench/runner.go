@@ -47,7 +47,8 @@ var ErrRun = errors.New("bench: run")
 
 // Run runs the scenario's workloads twice, on the raw backing files and on
 // the engine with a snapshot, and returns the result. When ctx is
-// cancelled the run stops early and the result is marked partial.
+// cancelled during the engine side the run stops early and the result is
+// marked partial; before it, Run returns ErrInterrupted and no result.
 func Run(ctx context.Context, cfg RunConfig) (*results.Result, error) {
 	sc := cfg.Scenario
 	if sc == nil {
@@ -87,16 +88,17 @@ func Run(ctx context.Context, cfg RunConfig) (*results.Result, error) {
 		res.Baseline = side
 		res.Partial = res.Partial || partial
 	}
-	if ctx.Err() == nil {
-		side, partial, err := runSide(ctx, cfg, devs, true)
-		if err != nil {
-			return nil, err
-		}
-		res.Engine = *side
-		res.Partial = res.Partial || partial
-	} else {
-		res.Partial = true
+	if ctx.Err() != nil {
+		// Stopped before the engine side measured anything: a result
+		// would hold only half a baseline.
+		return nil, ErrInterrupted
 	}
+	side, partial, err := runSide(ctx, cfg, devs, true)
+	if err != nil {
+		return nil, err
+	}
+	res.Engine = *side
+	res.Partial = res.Partial || partial
 	res.Duration = time.Since(res.Start)
 	results.ComputeRatios(res)
 	return res, nil
@@ -112,8 +114,8 @@ type preparedDevice struct {
 	file *os.File
 }
 
-// ErrInterrupted is a run stopped before it measured anything (Ctrl-C in
-// the prefill): there is no result.
+// ErrInterrupted is a run stopped (Ctrl-C) before its engine side measured
+// anything: in the prefill or the baseline. There is no result.
 var ErrInterrupted = errors.New("bench: interrupted before the run started: no result")
 
 // prepareDevices makes the temp files (prefilled) or checks the given paths.

@@ -131,27 +131,41 @@ func WriteFile(path string, r *Result) error {
 }
 
 func writeFileAtomic(path string, data []byte) error {
+	tmpName, err := writeTemp(path, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("%w %s: %w", ErrWrite, path, err)
+	}
+	return nil
+}
+
+// writeTemp writes data, synced, to a hidden temporary file beside path and
+// returns its name.
+func writeTemp(path string, data []byte) (string, error) {
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return wrapped(fmt.Sprintf("%v %s: directory %s does not exist", ErrWrite, path, dir), ErrWrite, err)
+			return "", wrapped(fmt.Sprintf("%v %s: directory %s does not exist", ErrWrite, path, dir), ErrWrite, err)
 		}
-		return fmt.Errorf("%w %s: %w", ErrWrite, path, err)
+		return "", fmt.Errorf("%w %s: %w", ErrWrite, path, err)
 	} else if !fi.IsDir() {
-		return fmt.Errorf("%w %s: %s is not a directory", ErrWrite, path, dir)
+		return "", fmt.Errorf("%w %s: %s is not a directory", ErrWrite, path, dir)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
-			return wrapped(fmt.Sprintf("%v %s: directory %s is not writable", ErrWrite, path, dir), ErrWrite, err)
+			return "", wrapped(fmt.Sprintf("%v %s: directory %s is not writable", ErrWrite, path, dir), ErrWrite, err)
 		}
-		return fmt.Errorf("%w %s: %w", ErrWrite, path, err)
+		return "", fmt.Errorf("%w %s: %w", ErrWrite, path, err)
 	}
 	tmpName := tmp.Name()
-	fail := func(err error) error {
+	fail := func(err error) (string, error) {
 		tmp.Close()
 		os.Remove(tmpName)
-		return fmt.Errorf("%w %s: %w", ErrWrite, path, err)
+		return "", fmt.Errorf("%w %s: %w", ErrWrite, path, err)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		return fail(err)
@@ -166,13 +180,9 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmpName)
-		return fmt.Errorf("%w %s: %w", ErrWrite, path, err)
+		return "", fmt.Errorf("%w %s: %w", ErrWrite, path, err)
 	}
-	if err := os.Rename(tmpName, path); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("%w %s: %w", ErrWrite, path, err)
-	}
-	return nil
+	return tmpName, nil
 }
 
 // wrappedError carries a message written for people and the errors it wraps

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/perf/benchmath"
 )
@@ -533,4 +535,64 @@ func compactJSON(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return b.String()
+}
+
+// ErrNotComparable is wrapped by CheckComparable's errors and by
+// Comparison.Err: a comparison that could only pass vacuously.
+var ErrNotComparable = errors.New("results: nothing to compare")
+
+// CheckComparable refuses sets that cannot make a verdict: an empty side, a
+// partial (interrupted) run, or one run given twice (the same run, by its
+// start and run index, in one set or in both), which would count one
+// measurement as several.
+func CheckComparable(base, newRuns []*Result) error {
+	type runID struct {
+		start int64
+		index int
+	}
+	seen := map[runID]string{}
+	for _, set := range []struct {
+		name string
+		runs []*Result
+	}{{"base", base}, {"new", newRuns}} {
+		if len(nonNil(set.runs)) == 0 {
+			return fmt.Errorf("%w: no %s results", ErrNotComparable, set.name)
+		}
+		for i, r := range set.runs {
+			if r == nil {
+				continue
+			}
+			where := fmt.Sprintf("%s result %d", set.name, i+1)
+			if r.Partial {
+				return fmt.Errorf("%w: %s (run_index %d) is partial (interrupted): run it again", ErrNotComparable, where, r.RunIndex)
+			}
+			id := runID{r.Start.UnixNano(), r.RunIndex}
+			if prev, ok := seen[id]; ok {
+				return fmt.Errorf("%w: %s is the same run as %s (start %s, run_index %d): each run counts once", ErrNotComparable, where, prev, r.Start.Format(time.RFC3339Nano), r.RunIndex)
+			}
+			seen[id] = where
+		}
+	}
+	return nil
+}
+
+// Compared is the number of metrics that count toward the verdict and
+// have values on both sides.
+func (c *Comparison) Compared() int {
+	n := 0
+	for _, d := range c.Deltas {
+		if !d.Informational() && d.Base.N > 0 && d.New.N > 0 && d.Base.Center != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// Err is ErrNotComparable when no metric that counts could be compared.
+func (c *Comparison) Err() error {
+	if c.Compared() == 0 {
+		return fmt.Errorf("%w: no metric that counts toward the verdict is on both sides (%d base runs, %d new runs, %d metrics seen)",
+			ErrNotComparable, c.BaseRuns, c.NewRuns, len(c.Deltas))
+	}
+	return nil
 }

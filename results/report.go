@@ -163,24 +163,42 @@ func inlineSVG(doc []byte) string {
 // latency.png, engine-vs-baseline-iops.png, engine-vs-baseline-p99.png,
 // throughput-run0.png, ...
 func WritePNGs(dir string, results []*Result, opts ReportOptions) ([]string, error) {
-	opts.EnsureDefaults()
-	rp, err := buildReport(results, opts)
+	pngs, err := renderPNGs(results, opts)
 	if err != nil {
 		return nil, err
 	}
 	var paths []string
-	for _, f := range rp.figures {
-		png, err := renderPNG(f, opts.PNGDPI)
-		if err != nil {
-			return paths, err
-		}
-		path := filepath.Join(dir, f.name+".png")
-		if err := writeFileAtomic(path, png); err != nil {
+	for _, p := range pngs {
+		path := filepath.Join(dir, p.name+".png")
+		if err := writeFileAtomic(path, p.data); err != nil {
 			return paths, err
 		}
 		paths = append(paths, path)
 	}
 	return paths, nil
+}
+
+type namedPNG struct {
+	name string
+	data []byte
+}
+
+// renderPNGs renders every figure of the report as PNG.
+func renderPNGs(results []*Result, opts ReportOptions) ([]namedPNG, error) {
+	opts.EnsureDefaults()
+	rp, err := buildReport(results, opts)
+	if err != nil {
+		return nil, err
+	}
+	var out []namedPNG
+	for _, f := range rp.figures {
+		png, err := renderPNG(f, opts.PNGDPI)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, namedPNG{name: f.name, data: png})
+	}
+	return out, nil
 }
 
 type htmlFigure struct {

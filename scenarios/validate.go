@@ -108,8 +108,10 @@ func (v *validator) scenario() {
 		v.failf("description", "bad description: want text without control characters other than newline and tab")
 	}
 	v.devices()
-	v.diffStorage()
+	// The engine's options before the storage: its portion defaults to
+	// engine.diff_storage_minimum, whose problems are reported at that key.
 	v.engine()
+	v.diffStorage()
 	v.phases()
 	v.workloads()
 	v.sweep()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -50,11 +52,27 @@ func compareCmd() *cobra.Command {
 			if err := opts.Validate(); err != nil {
 				return &exitError{2, err}
 			}
+			if format != "text" && format != "markdown" && format != "md" && format != "json" {
+				return &exitError{2, fmt.Errorf("--format %q: want text, markdown or json", format)}
+			}
+			if err := results.CheckComparable(base, newRuns); err != nil {
+				return &exitError{2, err}
+			}
 			c := results.Compare(base, newRuns, opts)
+			if err := c.Err(); err != nil {
+				return &exitError{2, err}
+			}
+			// Warnings go to stderr; the Markdown and JSON documents keep
+			// them too (a CI summary should show them).
+			for _, w := range c.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "snapring: warning:", w)
+			}
+			text := c
+			text.Warnings = nil
 			out := cmd.OutOrStdout()
 			switch format {
 			case "text":
-				err = c.WriteText(out)
+				err = text.WriteText(out)
 			case "markdown", "md":
 				err = c.WriteMarkdown(out)
 			case "json":
@@ -98,18 +116,34 @@ func reportCmd() *cobra.Command {
 			if out == "" {
 				return &exitError{2, fmt.Errorf("-o report.html is required")}
 			}
-			if err := results.WriteHTMLFile(out, rs, opts); err != nil {
+			if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+				return &exitError{2, fmt.Errorf("-o %s is a directory: want the HTML file to write", out)}
+			}
+			if err := results.ProbeDir(filepath.Dir(out)); err != nil {
+				return &exitError{2, fmt.Errorf("-o %s: %v", out, err)}
+			}
+			if pngDir != "" {
+				if err := results.ProbeDir(pngDir); err != nil {
+					return &exitError{2, fmt.Errorf("--png: %v", err)}
+				}
+			}
+			var staged results.Outputs
+			defer staged.Abort()
+			if err := staged.StageHTML(out, rs, opts); err != nil {
+				return &exitError{2, err}
+			}
+			var files []string
+			if pngDir != "" {
+				if files, err = staged.StagePNGs(pngDir, rs, opts); err != nil {
+					return &exitError{2, err}
+				}
+			}
+			if err := staged.Commit(); err != nil {
 				return &exitError{2, err}
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "report:", out)
-			if pngDir != "" {
-				files, err := results.WritePNGs(pngDir, rs, opts)
-				if err != nil {
-					return &exitError{2, err}
-				}
-				for _, f := range files {
-					fmt.Fprintln(cmd.OutOrStdout(), "plot:", f)
-				}
+			for _, f := range files {
+				fmt.Fprintln(cmd.OutOrStdout(), "plot:", f)
 			}
 			return nil
 		},

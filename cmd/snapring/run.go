@@ -47,19 +47,15 @@ func loadScenario(arg string) (*scenarios.Scenario, error) {
 }
 
 // checkOutDir makes sure results can be written there before anything runs.
-func checkOutDir(dir string) error {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("output directory %s does not exist", dir)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("output directory %s is not a directory", dir)
-	}
-	if err := unix.Access(dir, unix.W_OK); err != nil {
-		return fmt.Errorf("output directory %s is not writable: %v", dir, err)
-	}
-	return nil
-}
+func checkOutDir(dir string) error { return results.ProbeDir(dir) }
+
+// interrupted is the exit status of a command stopped by SIGINT or SIGTERM,
+// as shells report it.
+const interrupted = 130
+
+// staged holds the outputs of the command in progress, for the watchdog to
+// remove when it ends a stuck run.
+var staged results.Outputs
 
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
@@ -94,16 +90,29 @@ func runCmd() *cobra.Command {
 			if watchdog < 0 {
 				return &exitError{2, fmt.Errorf("--watchdog %v: want a positive duration, or 0 for the scenario's own", watchdog)}
 			}
+			runs := sc.Expand()
+			for _, s := range runs {
+				// Everything a run names is checked before the first one
+				// creates a file.
+				s.EnsureDefaults()
+				if err := s.Validate(); err != nil {
+					return &exitError{2, err}
+				}
+				if err := bench.Check(bench.RunConfig{Scenario: s}); err != nil {
+					return &exitError{2, err}
+				}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			var progress io.Writer
 			if !quiet && isTerminal(os.Stderr) {
 				progress = os.Stderr
 			}
+			defer staged.Abort()
 			stamp := time.Now().Format("20060102-150405")
 			var all []*results.Result
 			var paths []string
-			for _, s := range sc.Expand() {
+			for _, s := range runs {
 				for i := 0; i < repeat && ctx.Err() == nil; i++ {
 					limit := watchdog
 					if limit == 0 {
@@ -112,6 +121,9 @@ func runCmd() *cobra.Command {
 					wd := time.AfterFunc(limit, func() { stuck(s.Name, i, limit) })
 					res, err := bench.Run(ctx, bench.RunConfig{Scenario: s, Progress: progress, Commit: gitCommit(), RunIndex: i, Seed: seed + int64(i), SkipBaseline: noBaseline})
 					wd.Stop()
+					if errors.Is(err, bench.ErrInterrupted) {
+						break
+					}
 					if err != nil {
 						if errors.Is(err, scenarios.ErrInvalid) || errors.Is(err, bench.ErrRun) {
 							return &exitError{2, err}
@@ -120,7 +132,7 @@ func runCmd() *cobra.Command {
 					}
 					name := fmt.Sprintf("%s-%s-r%d.json", safeName(s.Name), stamp, i)
 					path := filepath.Join(outDir, name)
-					if err := results.WriteFile(path, res); err != nil {
+					if err := staged.StageResult(path, res); err != nil {
 						return err
 					}
 					all = append(all, res)
@@ -129,10 +141,22 @@ func runCmd() *cobra.Command {
 				}
 			}
 			if len(all) == 0 {
-				return &exitError{2, errors.New("interrupted before any result")}
+				if ctx.Err() != nil {
+					return &exitError{interrupted, errors.New("interrupted before any result: nothing written")}
+				}
+				return &exitError{2, errors.New("no result")}
 			}
 			htmlPath := filepath.Join(outDir, fmt.Sprintf("%s-%s.html", safeName(sc.Name), stamp))
-			if err := results.WriteHTMLFile(htmlPath, all, results.ReportOptions{Title: "snapring: " + sc.Name}); err != nil {
+			if err := staged.StageHTML(htmlPath, all, results.ReportOptions{Title: "snapring: " + sc.Name}); err != nil {
+				return err
+			}
+			var plots []string
+			if png {
+				if plots, err = staged.StagePNGs(outDir, all, results.ReportOptions{}); err != nil {
+					return err
+				}
+			}
+			if err := staged.Commit(); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -140,17 +164,11 @@ func runCmd() *cobra.Command {
 				fmt.Fprintln(out, "result:", p)
 			}
 			fmt.Fprintln(out, "report:", htmlPath)
-			if png {
-				files, err := results.WritePNGs(outDir, all, results.ReportOptions{})
-				if err != nil {
-					return err
-				}
-				for _, f := range files {
-					fmt.Fprintln(out, "plot:  ", f)
-				}
+			for _, f := range plots {
+				fmt.Fprintln(out, "plot:  ", f)
 			}
 			if ctx.Err() != nil {
-				fmt.Fprintln(out, "interrupted: results are marked partial")
+				return &exitError{interrupted, errors.New("interrupted: the results written are marked partial (compare refuses them)")}
 			}
 			return nil
 		},
@@ -176,6 +194,7 @@ func stuck(name string, i int, limit time.Duration) {
 	fmt.Fprintln(os.Stderr, "engine queues:")
 	engine.WriteState(os.Stderr)
 	fmt.Fprintf(os.Stderr, "io-wq kicks so far: %d\n", uring.Kicks())
+	staged.Abort()
 	fmt.Fprintf(os.Stderr, "snapring: run %d of %s stuck: not done after %v (a bug: the stacks above say where)\n", i, name, limit)
 	os.Exit(3)
 }

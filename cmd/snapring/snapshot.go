@@ -26,6 +26,7 @@ func snapshotCmd() *cobra.Command {
 		chunkShift uint
 		inMemory   int
 		userCopy   string
+		force      bool
 		cfg        ublk.DeviceConfig
 	)
 	cmd := &cobra.Command{
@@ -61,17 +62,23 @@ the origin devices.`,
 			if err != nil {
 				return &exitError{2, fmt.Errorf("--limit: %v", err)}
 			}
+			if limitBytes < 1<<20 || limitBytes%4096 != 0 {
+				return &exitError{2, fmt.Errorf("--limit %s: want a multiple of 4KiB, at least 1MiB", limit)}
+			}
 			opts := engine.Options{ChunkMinimumShift: chunkShift, ChunkMaximumInQueue: inMemory}
 			if portion != "" {
 				p, err := scenarios.ParseSize(portion)
 				if err != nil {
 					return &exitError{2, fmt.Errorf("--portion: %v", err)}
 				}
+				if p < 1<<20 || p%4096 != 0 || p > limitBytes {
+					return &exitError{2, fmt.Errorf("--portion %s: want a multiple of 4KiB, at least 1MiB and at most --limit", portion)}
+				}
 				opts.DiffStorageMinimum = p
 			} else {
 				opts.DiffStorageMinimum = min(int64(engine.DefaultDiffStorageMinimum), limitBytes/4/4096*4096)
 			}
-			return runSnapshot(cmd, origins, engine.StorageConfig{Path: storage, Limit: limitBytes}, opts, take == "signal", cfg)
+			return runSnapshot(cmd, origins, engine.StorageConfig{Path: storage, Limit: limitBytes, Overwrite: force}, opts, take == "signal", cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -79,6 +86,7 @@ the origin devices.`,
 	f.StringVar(&storage, "storage", "", "difference storage: a file, a directory (O_TMPFILE) or a block device")
 	f.StringVar(&limit, "limit", "", "difference storage limit (e.g. 1GiB)")
 	f.StringVar(&portion, "portion", "", "growth portion (default: a quarter of the limit, at most 1GiB)")
+	f.BoolVar(&force, "force", false, "let --storage name an existing regular file, whose contents are replaced (without it such a file is refused)")
 	f.StringVar(&take, "take", "now", "when to take the snapshot: now, or signal (on SIGUSR1)")
 	f.UintVar(&chunkShift, "chunk-shift", engine.DefaultChunkMinimumShift, "chunk_minimum_shift (chunk size 1<<N)")
 	f.IntVar(&inMemory, "chunks-in-memory", engine.DefaultChunkMaximumInQueue, "chunk_maximum_in_queue: chunks held in memory per device before writers wait")
@@ -95,6 +103,16 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	defer signal.Stop(sig)
 
+	// Everything is checked before the difference storage is created: the
+	// driver first, then the devices; the engine then refuses a storage
+	// that exists (unless --force) or is one of the devices.
+	if _, err := ublk.ProbeFeatures(); err != nil {
+		return &exitError{2, err}
+	}
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return &exitError{2, err}
+	}
 	var devs []*engine.Device
 	defer func() {
 		for _, d := range devs {
@@ -106,11 +124,20 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 		if err != nil {
 			return &exitError{2, err}
 		}
+		if _, err := opts.ChunkShift(d.Size(), 512); err != nil {
+			return &exitError{2, fmt.Errorf("--origin %s: %w", p, err)}
+		}
 		devs = append(devs, d)
 	}
+	_, statErr := os.Stat(storage.Path)
 	snap, err := engine.NewSnapshot(devs, storage, opts)
 	if err != nil {
 		return &exitError{2, err}
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A storage file this command made is of no use once the snapshot
+		// is destroyed.
+		defer os.Remove(storage.Path)
 	}
 	var ublkDevs []*ublk.Device
 	defer func() {
