@@ -73,3 +73,35 @@ workloads: [{kind: origin-write, queue_depth: 4}]
 		t.Fatalf("device in use: %v", err)
 	}
 }
+
+// TestCheckSmallBlockDevice: a loop device smaller than the block size is
+// refused before anything runs (it used to panic in the offset generator),
+// and a block device named as a kind file storage is refused too.
+func TestCheckSmallBlockDevice(t *testing.T) {
+	dev := loopDevice(t, 64<<10)
+	for _, c := range []struct{ src, want string }{
+		{`
+name: small
+devices: [{name: d0, backing: {kind: blockdev, path: ` + dev + `}}]
+diff_storage: {kind: tempfile, limit: 64MiB}
+phases: {run: 500ms}
+workloads: [{kind: origin-write, block_size: 128KiB, distribution: zipf}]
+`, "small.yaml:3: device d0: 64KiB is smaller than one chunk"},
+		{`
+name: small
+devices: [{name: d0, size: 16MiB}]
+diff_storage: {kind: file, path: ` + dev + `, limit: 64MiB}
+phases: {run: 500ms}
+workloads: [{kind: origin-write}]
+`, "small.yaml:4: difference storage " + dev + " is a block device (use kind blockdev)"},
+	} {
+		sc, err := scenarios.Parse("small.yaml", []byte(c.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Check(RunConfig{Scenario: sc})
+		if !errors.Is(err, scenarios.ErrInvalid) || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("got %v, want %q", err, c.want)
+		}
+	}
+}

@@ -111,7 +111,7 @@ func (c *checker) devices() {
 			continue
 		}
 		if chunk := int64(1) << shift; size < chunk {
-			c.failf(key, "device %s: %s bytes is smaller than one chunk (%s)", d.Name, scenarios.Size(size), scenarios.Size(chunk))
+			c.failf(key, "device %s: %s is smaller than one chunk (%s)", d.Name, scenarios.Size(size), scenarios.Size(chunk))
 		}
 		for j, w := range c.sc.Workloads {
 			if w.Device == d.Name && int64(w.BlockSize) > size {

@@ -52,7 +52,8 @@
 //	  portion: 256MiB         # the step it grows by; at most limit; default
 //	                          # engine.diff_storage_minimum, or limit if smaller;
 //	                          # limit and portion: multiples of 4KiB, at least 1MiB
-//	  overwrite: false        # file only: replace an existing file (default: refuse it)
+//	  overwrite: false        # file only: replace an existing file (default: refuse it);
+//	                          # a file the run creates is removed when it ends
 //
 //	engine:                   # optional; blksnap's module parameters and defaults
 //	  chunk_minimum_shift: 18         # 12..30; chunks of at least 1<<18 = 256KiB

@@ -124,7 +124,7 @@ var badCases = []badCase{
 		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "s.yaml:5: impossible: block_size 4MiB"},
 	{name: "device smaller than one chunk", files: map[string]string{"small.img": "SIZE:65536",
 		"s.yaml": smallDevice + "workloads: [{kind: origin-write}]\n"},
-		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "s.yaml:2: device d: 64KiB bytes is smaller than one chunk (256KiB)"},
+		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "s.yaml:2: device d: 64KiB is smaller than one chunk (256KiB)"},
 	// 3: files that are no devices.
 	{name: "empty device file", files: map[string]string{"small.img": "",
 		"s.yaml": smallDevice + "workloads: [{kind: origin-write}]\n"},
