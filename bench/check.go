@@ -199,7 +199,11 @@ func (c *checker) diffStorage() {
 		if ds.Limit > 0 {
 			need = min(need, int64(ds.Limit))
 		}
-		c.needTemp(c.cfg.tempDir(ds.FS), need, "diff_storage.limit")
+		dir := c.cfg.tempDir(ds.FS)
+		c.needTemp(dir, need, "diff_storage.limit")
+		if _, err := os.Stat(dir); err == nil {
+			c.tmpfileDir("diff_storage.kind", dir, "difference storage")
+		}
 		return
 	}
 	fi, err := os.Stat(ds.Path)
@@ -233,6 +237,7 @@ func (c *checker) diffStorage() {
 			return
 		}
 		c.writableDir(key, ds.Path, "difference storage")
+		c.tmpfileDir(key, ds.Path, "difference storage")
 		return
 	case scenarios.DiffStorageBlockdev:
 		if !isBlock {
@@ -256,6 +261,18 @@ func (c *checker) writableDir(key, dir, what string) {
 	case unix.Access(dir, unix.W_OK) != nil:
 		c.failf(key, "directory %s %s is not writable", dir, what)
 	}
+}
+
+// tmpfileDir checks that an O_TMPFILE can be made in dir (the engine makes
+// its difference storage that way), by making one: it has no name and is
+// gone when closed, so the probe leaves nothing.
+func (c *checker) tmpfileDir(key, dir, what string) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		c.failf(key, "%s: cannot make a temporary file (O_TMPFILE) in %s: %v", what, dir, err)
+		return
+	}
+	unix.Close(fd)
 }
 
 func (c *checker) needTemp(dir string, n int64, key string) {

@@ -20,7 +20,29 @@ const maxFileBytes = 1 << 20
 // Errors about the file's contents name path and a line and wrap ErrInvalid;
 // an error reading the file does not.
 func Load(path string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	// Stat first: opening a FIFO would block, and /dev/zero would be read
+	// forever.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("scenarios: %w", err)
+	}
+	if fi.IsDir() {
+		return nil, &scenarioError{file: path, line: 1, msg: "is a directory, not a scenario file"}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &scenarioError{file: path, line: 1, msg: "not a regular file"}
+	}
+	if fi.Size() > maxFileBytes {
+		return nil, &scenarioError{file: path, line: 1, msg: fmt.Sprintf("file too large: %d bytes (at most %d)", fi.Size(), maxFileBytes)}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("scenarios: %w", err)
+	}
+	defer f.Close()
+	// One byte more than Parse accepts (a file may grow, or be in /proc), so
+	// that Parse can say it is too large.
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("scenarios: %w", err)
 	}

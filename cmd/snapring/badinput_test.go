@@ -32,6 +32,10 @@ func treeState(t *testing.T, dir string) map[string]string {
 			state[rel+"/"] = "dir"
 			return nil
 		}
+		if !d.Type().IsRegular() {
+			state[rel] = d.Type().String()
+			return nil
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -81,7 +85,8 @@ type badCase struct {
 	args  []string
 	want  string
 	code  int
-	root  bool // needs root (as CI runs)
+	root  bool     // needs root (as CI runs)
+	env   []string // name, value pairs added to the environment (DIR replaced in values)
 }
 
 const smallDevice = `name: z
@@ -105,7 +110,7 @@ var badCases = []badCase{
 	// 1: the difference storage of `snapshot` is created only after the
 	// driver and the devices are checked, and an existing file is refused.
 	{name: "snapshot existing storage, no ublk", files: map[string]string{"existing.txt": "precious\n", "disk.img": "SIZE:16777216"},
-		args: []string{"snapshot", "--origin", "DIR/disk.img", "--storage", "DIR/existing.txt", "--limit", "16MiB"}, want: "ublk"},
+		args: []string{"snapshot", "--origin", "DIR/disk.img", "--storage", "DIR/existing.txt", "--limit", "16MiB", "--force"}, want: "ublk"},
 	{name: "snapshot new storage, no ublk", files: map[string]string{"disk.img": "SIZE:16777216"},
 		args: []string{"snapshot", "--origin", "DIR/disk.img", "--storage", "DIR/new.img", "--limit", "16MiB"}, want: "ublk"},
 	{name: "snapshot limit under 1MiB", files: map[string]string{"disk.img": "SIZE:16777216"},
@@ -213,6 +218,35 @@ workloads: [{kind: origin-write, device: a}]
 	{name: "scenarios frob", args: []string{"scenarios", "frob"}, want: `unknown command "frob" for "snapring scenarios"`},
 	{name: "device frob", args: []string{"device", "frob"}, want: `unknown command "frob" for "snapring device"`},
 	{name: "help frob", args: []string{"help", "frob"}, want: `unknown help topic "frob"`},
+	// Found trying more bad inputs as a new user would.
+	{name: "scenario is /dev/zero", args: []string{"run", "/dev/zero", "-o", "DIR"}, want: "/dev/zero:1: not a regular file"},
+	{name: "scenario is a FIFO", files: map[string]string{"fifo": "FIFO"}, args: []string{"run", "DIR/fifo", "-o", "DIR"}, want: "fifo:1: not a regular file"},
+	{name: "scenario is a directory", args: []string{"run", "DIR", "-o", "DIR"}, want: "is a directory, not a scenario file"},
+	{name: "device is a FIFO", files: map[string]string{"fifo": "FIFO", "s.yaml": scenarioWith(smallDevice, "small.img", "fifo") + "workloads: [{kind: origin-write}]\n"},
+		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "s.yaml:2: device d: DIR/fifo is neither a regular file nor a block device"},
+	{name: "device is a symlink loop", files: map[string]string{"loop1": "LINK:loop2", "loop2": "LINK:loop1", "s.yaml": scenarioWith(smallDevice, "small.img", "loop1") + "workloads: [{kind: origin-write}]\n"},
+		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "too many levels of symbolic links"},
+	{name: "dir storage where O_TMPFILE cannot be made", root: true, files: map[string]string{"disk.img": "SIZE:16777216",
+		"s.yaml": scenarioWith(okScenario, "{limit: 64MiB}", "{kind: dir, path: /proc, limit: 64MiB}")},
+		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "s.yaml:3: difference storage: cannot make a temporary file (O_TMPFILE) in /proc"},
+	{name: "disk tempfile in a missing TMPDIR", env: []string{"TMPDIR", "DIR/nope"}, files: map[string]string{
+		"s.yaml": "name: t\ndevices: [{name: d, size: 16MiB, backing: {kind: tempfile, fs: disk}}]\nphases: {run: 1s}\nworkloads: [{kind: origin-write}]\n"},
+		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "s.yaml:2: temporary files in DIR/nope: no such file or directory"},
+	{name: "watchdog of 1ns", args: []string{"run", "default", "-o", "DIR", "--watchdog", "1ns"}, want: "--watchdog 1ns: want at least 1s"},
+	{name: "empty output directory", args: []string{"run", "default", "-o", ""}, want: "-o: want a directory"},
+	{name: "snapshot --queues 0", files: map[string]string{"disk.img": "SIZE:16777216"},
+		args: []string{"snapshot", "--origin", "DIR/disk.img", "--storage", "DIR/new.img", "--limit", "16MiB", "--queues", "0"}, want: "--queues 0: want at least 1"},
+	{name: "snapshot --chunk-shift 99", files: map[string]string{"disk.img": "SIZE:16777216"},
+		args: []string{"snapshot", "--origin", "DIR/disk.img", "--storage", "DIR/new.img", "--limit", "16MiB", "--chunk-shift", "99"}, want: "chunk_minimum_shift 99"},
+	{name: "snapshot of a missing origin", args: []string{"snapshot", "--origin", "DIR/missing.img", "--storage", "DIR/new.img", "--limit", "16MiB"}, want: "--origin DIR/missing.img does not exist"},
+	{name: "snapshot of /dev/null", args: []string{"snapshot", "--origin", "/dev/null", "--storage", "DIR/new.img", "--limit", "16MiB"}, want: "--origin /dev/null is neither a regular file nor a block device"},
+	{name: "snapshot onto an existing file", files: map[string]string{"existing.txt": "precious\n", "disk.img": "SIZE:16777216"},
+		args: []string{"snapshot", "--origin", "DIR/disk.img", "--storage", "DIR/existing.txt", "--limit", "16MiB"}, want: "--storage DIR/existing.txt exists: refusing to overwrite it"},
+	{name: "snapshot storage in a missing directory", files: map[string]string{"disk.img": "SIZE:16777216"},
+		args: []string{"snapshot", "--origin", "DIR/disk.img", "--storage", "DIR/nope/s.img", "--limit", "16MiB"}, want: "directory DIR/nope does not exist"},
+	{name: "passthrough --depth 0", files: map[string]string{"disk.img": "SIZE:16777216"},
+		args: []string{"device", "passthrough", "--file", "DIR/disk.img", "--depth", "0"}, want: "--depth 0: want at least 1"},
+	{name: "passthrough of a missing file", args: []string{"device", "passthrough", "--file", "DIR/missing.img"}, want: "--file DIR/missing.img does not exist"},
 	// 12: bounds for the whole run.
 	{name: "a 1PiB tmpfs device", files: map[string]string{"s.yaml": "name: huge\ndevices: [{name: d, size: 1024TiB}]\nphases: {run: 1s}\nworkloads: [{kind: origin-write}]\n"},
 		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "s.yaml:2: temporary files in"},
@@ -240,6 +274,12 @@ func TestBadInputNeverHarms(t *testing.T) {
 			for name, content := range c.files {
 				path := filepath.Join(dir, name)
 				switch {
+				case content == "FIFO":
+					if err := syscall.Mkfifo(path, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				case strings.HasPrefix(content, "LINK:"):
+					os.Symlink(strings.TrimPrefix(content, "LINK:"), path)
 				case strings.HasPrefix(content, "SIZE:"):
 					var n int64
 					fmt.Sscan(strings.TrimPrefix(content, "SIZE:"), &n)
@@ -261,7 +301,11 @@ func TestBadInputNeverHarms(t *testing.T) {
 			}
 			shm := shmEntries()
 			before := treeState(t, dir)
-			out, code := cli(t, args...)
+			var env []string
+			for i := 0; i+1 < len(c.env); i += 2 {
+				env = append(env, c.env[i]+"="+strings.ReplaceAll(c.env[i+1], "DIR", dir))
+			}
+			out, code := cliEnv(t, env, args...)
 			want := strings.ReplaceAll(c.want, "DIR", dir)
 			wantCode := c.code
 			if wantCode == 0 {
@@ -390,4 +434,19 @@ func TestKillLeavesNoTempFiles(t *testing.T) {
 	if !slices.Equal(names, []string{"s.yaml"}) {
 		t.Errorf("after SIGKILL the directory holds %v; want only s.yaml", names)
 	}
+}
+
+// cliEnv is cli with more environment variables.
+func cliEnv(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	if len(env) == 0 {
+		return cli(t, args...)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatal(err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
 }

@@ -60,17 +60,16 @@ func devicePassthroughCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
-				return errors.New("--file is required")
+				return &exitError{2, errors.New("--file is required")}
 			}
-			switch userCopy {
-			case "auto":
-				cfg.UserCopy = ublk.UserCopyAuto
-			case "on":
-				cfg.UserCopy = ublk.UserCopyOn
-			case "off":
-				cfg.UserCopy = ublk.UserCopyOff
-			default:
-				return fmt.Errorf("--user-copy %q: want auto, on or off", userCopy)
+			if err := checkDeviceConfig(&cfg, userCopy); err != nil {
+				return &exitError{2, err}
+			}
+			if err := checkBacking("--file", file); err != nil {
+				return &exitError{2, err}
+			}
+			if _, err := ublk.ProbeFeatures(); err != nil {
+				return &exitError{2, err}
 			}
 			pt, err := ublk.OpenPassthrough(file)
 			if err != nil {
@@ -108,4 +107,51 @@ func runDevice(cmd *cobra.Command, cfg ublk.DeviceConfig, target ublk.Target) er
 		fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %s stopped by the driver\n", dev.Name())
 	}
 	return dev.Close()
+}
+
+// checkDeviceConfig validates the ublk flags before anything is created:
+// an explicit 0 is refused (EnsureDefaults would silently replace it), then
+// the whole configuration, then the user-copy mode; the driver last.
+func checkDeviceConfig(cfg *ublk.DeviceConfig, userCopy string) error {
+	switch {
+	case cfg.Queues < 1:
+		return fmt.Errorf("--queues %d: want at least 1", cfg.Queues)
+	case cfg.Depth < 1:
+		return fmt.Errorf("--depth %d: want at least 1", cfg.Depth)
+	case cfg.MaxIOBytes < 1:
+		return fmt.Errorf("--max-io %d: want a positive size in bytes", cfg.MaxIOBytes)
+	}
+	switch userCopy {
+	case "auto":
+		cfg.UserCopy = ublk.UserCopyAuto
+	case "on":
+		cfg.UserCopy = ublk.UserCopyOn
+	case "off":
+		cfg.UserCopy = ublk.UserCopyOff
+	default:
+		return fmt.Errorf("--user-copy %q: want auto, on or off", userCopy)
+	}
+	c := *cfg
+	c.EnsureDefaults()
+	return c.Validate()
+}
+
+// checkBacking refuses a path that is neither a regular file nor a block
+// device, by stat alone.
+func checkBacking(flag, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s %s does not exist", flag, path)
+		}
+		return fmt.Errorf("%s %s: %v", flag, path, err)
+	}
+	isBlock := fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0
+	if !isBlock && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s %s is neither a regular file nor a block device", flag, path)
+	}
+	if !isBlock && fi.Size() == 0 {
+		return fmt.Errorf("%s %s is empty", flag, path)
+	}
+	return nil
 }

@@ -84,11 +84,14 @@ func runCmd() *cobra.Command {
 			if repeat < 1 || repeat > 100 {
 				return &exitError{2, fmt.Errorf("--repeat %d: want 1..100", repeat)}
 			}
+			if outDir == "" {
+				return &exitError{2, errors.New("-o: want a directory")}
+			}
 			if err := checkOutDir(outDir); err != nil {
 				return &exitError{2, err}
 			}
-			if watchdog < 0 {
-				return &exitError{2, fmt.Errorf("--watchdog %v: want a positive duration, or 0 for the scenario's own", watchdog)}
+			if watchdog < 0 || watchdog > 0 && watchdog < time.Second {
+				return &exitError{2, fmt.Errorf("--watchdog %v: want at least 1s, or 0 for the scenario's own", watchdog)}
 			}
 			runs := sc.Expand()
 			for _, s := range runs {

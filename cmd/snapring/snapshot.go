@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"syscall"
 
@@ -48,15 +49,8 @@ the origin devices.`,
 			if take != "now" && take != "signal" {
 				return &exitError{2, fmt.Errorf("--take %q: want now or signal", take)}
 			}
-			switch userCopy {
-			case "auto":
-				cfg.UserCopy = ublk.UserCopyAuto
-			case "on":
-				cfg.UserCopy = ublk.UserCopyOn
-			case "off":
-				cfg.UserCopy = ublk.UserCopyOff
-			default:
-				return &exitError{2, fmt.Errorf("--user-copy %q: want auto, on or off", userCopy)}
+			if err := checkDeviceConfig(&cfg, userCopy); err != nil {
+				return &exitError{2, err}
 			}
 			limitBytes, err := scenarios.ParseSize(limit)
 			if err != nil {
@@ -77,6 +71,18 @@ the origin devices.`,
 				opts.DiffStorageMinimum = p
 			} else {
 				opts.DiffStorageMinimum = min(int64(engine.DefaultDiffStorageMinimum), limitBytes/4/4096*4096)
+			}
+			opts.EnsureDefaults()
+			if err := opts.Validate(); err != nil {
+				return &exitError{2, err}
+			}
+			for _, o := range origins {
+				if err := checkBacking("--origin", o); err != nil {
+					return &exitError{2, err}
+				}
+			}
+			if err := checkStorage(storage, force); err != nil {
+				return &exitError{2, err}
 			}
 			return runSnapshot(cmd, origins, engine.StorageConfig{Path: storage, Limit: limitBytes, Overwrite: force}, opts, take == "signal", cfg)
 		},
@@ -107,10 +113,6 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 	// driver first, then the devices; the engine then refuses a storage
 	// that exists (unless --force) or is one of the devices.
 	if _, err := ublk.ProbeFeatures(); err != nil {
-		return &exitError{2, err}
-	}
-	opts.EnsureDefaults()
-	if err := opts.Validate(); err != nil {
 		return &exitError{2, err}
 	}
 	var devs []*engine.Device
@@ -204,4 +206,25 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 		fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %v: removing the devices\n", s)
 		return nil
 	}
+}
+
+// checkStorage is what can be said of --storage by stat alone: an existing
+// regular file needs --force, a new file needs its directory.
+func checkStorage(path string, force bool) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		dir := filepath.Dir(path)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("--storage %s: directory %s does not exist", path, dir)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("--storage %s: %v", path, err)
+	case fi.Mode().IsRegular() && !force:
+		return fmt.Errorf("--storage %s exists: refusing to overwrite it (--force replaces its contents; or name a directory or a new file)", path)
+	case fi.IsDir(), fi.Mode().IsRegular(), fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0:
+		return nil
+	}
+	return fmt.Errorf("--storage %s is neither a file, a directory nor a block device", path)
 }
