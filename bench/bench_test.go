@@ -78,17 +78,26 @@ func TestRunSmall(t *testing.T) {
 	}
 }
 
+// TestRunCancelledIsPartial: cancelled while the engine side runs, the run
+// stops early with a result marked partial; cancelled in the baseline, it
+// stops early with ErrInterrupted and no result (half a baseline is not one).
 func TestRunCancelledIsPartial(t *testing.T) {
 	sc := parse(t, strings.Replace(small, "run: 1s", "run: 30s", 1))
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	res, err := Run(ctx, RunConfig{Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Partial || time.Since(start) > 10*time.Second {
-		t.Fatalf("partial %v after %v", res.Partial, time.Since(start))
+	for _, skipBaseline := range []bool{true, false} {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		start := time.Now()
+		res, err := Run(ctx, RunConfig{Scenario: sc, SkipBaseline: skipBaseline})
+		cancel()
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("baseline skipped %v: stopped after %v", skipBaseline, took)
+		}
+		if skipBaseline {
+			if err != nil || !res.Partial {
+				t.Errorf("cancelled in the engine side: %v, result %+v; want a partial result", err, res)
+			}
+		} else if !errors.Is(err, ErrInterrupted) || res != nil {
+			t.Errorf("cancelled in the baseline: %v; want ErrInterrupted and no result", err)
+		}
 	}
 }
 
