@@ -8,6 +8,9 @@ import (
 	"runtime"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/snapring/snapring/scenarios"
 	"github.com/snapring/snapring/uring"
 )
 
@@ -163,4 +166,43 @@ func RunRaw(cfg RawConfig) (RawResult, error) {
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// TempFile makes the file of a raw benchmark: size bytes in /dev/shm (or
+// os.TempDir), filled with a pattern, after checking that they fit what is
+// free (tmpfs: free memory too). The file has no name, so nothing is left
+// behind whatever ends the process; path is its /proc/PID/fd link, which
+// another process of this user (fio) can open too. Closing f removes it.
+func TempFile(size int64) (f *os.File, path string, err error) {
+	if size < 512 || size%512 != 0 {
+		return nil, "", fmt.Errorf("bench: raw: size %d: want a positive multiple of 512", size)
+	}
+	dir := RunConfig{}.tempDir(scenarios.FSTmpfs)
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil, "", fmt.Errorf("bench: raw: %s: %w", dir, err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	if avail, ok := memAvailable(); ok && st.Type == unix.TMPFS_MAGIC {
+		free = min(free, avail-memoryReserveBytes)
+	}
+	if size > free {
+		return nil, "", fmt.Errorf("bench: raw: --size %d bytes does not fit in %s (%d bytes free)", size, dir, max(free, 0))
+	}
+	f, err = anonymousFile(dir, "snapring-uring-bench-*")
+	if err != nil {
+		return nil, "", fmt.Errorf("bench: raw: temp file in %s: %w", dir, err)
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n := min(int64(len(buf)), size-off)
+		if _, err := f.WriteAt(buf[:n], off); err != nil {
+			f.Close()
+			return nil, "", fmt.Errorf("bench: raw: filling the temp file: %w", err)
+		}
+	}
+	return f, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), nil
 }

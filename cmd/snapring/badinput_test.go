@@ -247,6 +247,9 @@ workloads: [{kind: origin-write, device: a}]
 	{name: "passthrough --depth 0", files: map[string]string{"disk.img": "SIZE:16777216"},
 		args: []string{"device", "passthrough", "--file", "DIR/disk.img", "--depth", "0"}, want: "--depth 0: want at least 1"},
 	{name: "passthrough of a missing file", args: []string{"device", "passthrough", "--file", "DIR/missing.img"}, want: "--file DIR/missing.img does not exist"},
+	{name: "uring-bench of 1PiB on tmpfs", args: []string{"uring-bench", "--size", "1125899906842624", "--runtime", "1s"}, want: "does not fit in"},
+	{name: "uring-bench file smaller than a block", args: []string{"uring-bench", "--size", "1024", "--runtime", "1s"}, want: "--size 1024: smaller than --bs 4096"},
+	{name: "uring-bench on /dev/null", args: []string{"uring-bench", "--file", "/dev/null", "--runtime", "1s"}, want: "--file /dev/null is neither a regular file nor a block device"},
 	// 12: bounds for the whole run.
 	{name: "a 1PiB tmpfs device", files: map[string]string{"s.yaml": "name: huge\ndevices: [{name: d, size: 1024TiB}]\nphases: {run: 1s}\nworkloads: [{kind: origin-write}]\n"},
 		args: []string{"run", "DIR/s.yaml", "-o", "DIR"}, want: "s.yaml:2: temporary files in"},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,22 +30,28 @@ func uringBenchCmd() *cobra.Command {
 			case "write":
 				cfg.Write = true
 			default:
-				return fmt.Errorf("--rw %q: want randread, randwrite, read or write", rw)
+				return &exitError{2, fmt.Errorf("--rw %q: want randread, randwrite, read or write", rw)}
+			}
+			// Everything is checked before the temp file is made.
+			check := cfg
+			if check.Path == "" {
+				check.Path = "(temp file)"
+				if size < int64(cfg.BlockSize) {
+					return &exitError{2, fmt.Errorf("--size %d: smaller than --bs %d", size, cfg.BlockSize)}
+				}
+			} else if err := checkBacking("--file", cfg.Path); err != nil {
+				return &exitError{2, err}
+			}
+			if err := check.Validate(); err != nil {
+				return &exitError{2, err}
 			}
 			if cfg.Path == "" {
-				f, err := os.CreateTemp("/dev/shm", "snapring-uring-bench-*")
+				f, path, err := bench.TempFile(size)
 				if err != nil {
-					return fmt.Errorf("temp file in /dev/shm: %w", err)
+					return &exitError{2, err}
 				}
-				defer os.Remove(f.Name())
-				if err := fill(f, size); err != nil {
-					return err
-				}
-				f.Close()
-				cfg.Path = f.Name()
-			}
-			if err := cfg.Validate(); err != nil {
-				return err
+				defer f.Close()
+				cfg.Path = path
 			}
 			out := cmd.OutOrStdout()
 			var fioIOPS float64
@@ -81,16 +86,3 @@ func uringBenchCmd() *cobra.Command {
 }
 
 // fill writes size bytes so that reads hit real pages.
-func fill(f *os.File, size int64) error {
-	buf := make([]byte, 1<<20)
-	for i := range buf {
-		buf[i] = byte(i * 7)
-	}
-	for off := int64(0); off < size; off += int64(len(buf)) {
-		n := min(int64(len(buf)), size-off)
-		if _, err := f.WriteAt(buf[:n], off); err != nil {
-			return fmt.Errorf("filling %s: %w", f.Name(), err)
-		}
-	}
-	return nil
-}
