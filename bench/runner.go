@@ -237,15 +237,42 @@ type sideRun struct {
 	ops         [nClasses]atomic.Int64
 	bytes       [nClasses]atomic.Int64
 
-	mu       sync.Mutex
-	events   []results.Event
-	hists    [nClasses]*hdrhistogram.Histogram
+	mu        sync.Mutex
+	events    []results.Event
+	intervals []*intervalHists // one per worker, for the series' per-second latency
+	hists     [nClasses]*hdrhistogram.Histogram
 	errs     [nClasses]int64
 	nbytes   [nClasses]int64
 	firstErr error
 }
 
 const nClasses = 8
+
+// intervalHists is one worker's latency since the controller last sampled
+// it. The worker records into it once per batch of completions; the
+// controller merges and resets it every series interval. Nothing allocates
+// after the first operation of each class.
+type intervalHists struct {
+	mu    sync.Mutex
+	hists [nClasses]*hdrhistogram.Histogram
+}
+
+// drainInto merges the worker's interval histograms into agg (allocating an
+// aggregate per class once) and resets them.
+func (iv *intervalHists) drainInto(agg *[nClasses]*hdrhistogram.Histogram) {
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	for i, h := range iv.hists {
+		if h == nil || h.TotalCount() == 0 {
+			continue
+		}
+		if agg[i] == nil {
+			agg[i] = results.NewHistogram()
+		}
+		agg[i].Merge(h)
+		h.Reset()
+	}
+}
 
 func classIndex(c results.Class) int {
 	for i, k := range results.Classes {
@@ -398,6 +425,7 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 	var counterSeries []results.CounterPoint
 	var mem results.Memory
 	var lastOps, lastBytes [nClasses]int64
+	var ivlAgg [nClasses]*hdrhistogram.Histogram
 	lastSample := time.Now()
 	recordStart := s.start.Add(warmup)
 	end := recordStart.Add(runFor)
@@ -438,6 +466,7 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 			}
 			if s.recording.Load() && now.Sub(lastSample) >= sampleEvery || !now.Before(end) {
 				p := results.SeriesPoint{Offset: lastSample.Sub(recordStart), Length: now.Sub(lastSample), ClassOps: map[results.Class]int64{}}
+				p.ClassLatency = s.sampleLatency(&ivlAgg)
 				for i, c := range results.Classes {
 					o, b := s.ops[i].Load(), s.bytes[i].Load()
 					if do := o - lastOps[i]; do > 0 {
@@ -509,6 +538,29 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 		return nil, false, err
 	}
 	return side, partial, nil
+}
+
+// sampleLatency collects every worker's latency since the last sample into
+// agg, summarises it by class and resets it.
+func (s *sideRun) sampleLatency(agg *[nClasses]*hdrhistogram.Histogram) map[results.Class]results.IntervalLatency {
+	s.mu.Lock()
+	ivs := s.intervals
+	s.mu.Unlock()
+	for _, iv := range ivs {
+		iv.drainInto(agg)
+	}
+	var out map[results.Class]results.IntervalLatency
+	for i, h := range agg {
+		if h == nil || h.TotalCount() == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[results.Class]results.IntervalLatency{}
+		}
+		out[results.Classes[i]] = results.IntervalLatency{P50Ns: h.ValueAtQuantile(50), P99Ns: h.ValueAtQuantile(99), MaxNs: h.Max()}
+		h.Reset()
+	}
+	return out
 }
 
 func counters(snap *engine.Snapshot, s *sideRun) map[string]int64 {
@@ -644,6 +696,10 @@ func (s *sideRun) worker(w *scenarios.Workload, mk func() (target, error), gen *
 		base = ioImageWrite
 	}
 	hists := make(map[int]*hdrhistogram.Histogram, 4)
+	ivl := &intervalHists{}
+	s.mu.Lock()
+	s.intervals = append(s.intervals, ivl)
+	s.mu.Unlock()
 	var errs, nbytes [nClasses]int64
 	start := make([]time.Time, qd)
 	free := make([]int, 0, qd)
@@ -707,6 +763,9 @@ func (s *sideRun) worker(w *scenarios.Workload, mk func() (target, error), gen *
 		}
 		now = time.Now()
 		rec := s.recording.Load()
+		if rec {
+			ivl.mu.Lock()
+		}
 		for _, c := range out[:n] {
 			free = append(free, c.slot)
 			if !rec {
@@ -725,6 +784,10 @@ func (s *sideRun) worker(w *scenarios.Workload, mk func() (target, error), gen *
 					errs[i]++
 				} else {
 					h.RecordValue(lat)
+					if ivl.hists[i] == nil {
+						ivl.hists[i] = results.NewHistogram()
+					}
+					ivl.hists[i].RecordValue(lat)
 					nbytes[i] += int64(bs)
 				}
 				s.ops[i].Add(1)
@@ -734,8 +797,14 @@ func (s *sideRun) worker(w *scenarios.Workload, mk func() (target, error), gen *
 				}
 			}
 			if c.err != nil && !errors.Is(c.err, engine.ErrCorrupted) && !errors.Is(c.err, engine.ErrClosed) {
+				if rec {
+					ivl.mu.Unlock()
+				}
 				return fmt.Errorf("bench: workload %s: %w", w.Name, c.err)
 			}
+		}
+		if rec {
+			ivl.mu.Unlock()
 		}
 	}
 	s.mu.Lock()

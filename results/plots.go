@@ -443,6 +443,92 @@ func throughputFigure(r *Result, index int) (figure, bool) {
 	}, true
 }
 
+// latencyOverTimeFigure draws, per second of one run, the p99 (solid) and
+// p50 (thin) latency of the aggregate classes, the baseline's p99 dashed,
+// with the take and the engine's events marked: a stall is a spike here.
+func latencyOverTimeFigure(r *Result, index int) (figure, bool) {
+	type line struct {
+		side  string
+		class Class
+		p50   bool
+		xys   plotter.XYs
+	}
+	var lines []line
+	maxNs, minNs := 0.0, math.Inf(1)
+	add := func(side string, sd *Side, c Class, p50 bool) {
+		var xys plotter.XYs
+		for _, pt := range sd.Series {
+			l, ok := pt.ClassLatency[c]
+			if !ok {
+				continue
+			}
+			v := float64(max(l.P99Ns, 1))
+			if p50 {
+				v = float64(max(l.P50Ns, 1))
+			}
+			maxNs, minNs = max(maxNs, v), min(minNs, v)
+			xys = append(xys, plotter.XY{X: (pt.Offset + pt.Length/2).Seconds(), Y: v})
+		}
+		if len(xys) > 0 {
+			lines = append(lines, line{side, c, p50, xys})
+		}
+	}
+	for _, c := range Classes {
+		if !c.Aggregate() {
+			continue
+		}
+		add("engine", &r.Engine, c, false)
+		add("engine", &r.Engine, c, true)
+		if r.Baseline != nil {
+			add("baseline", r.Baseline, c, false)
+		}
+	}
+	if len(lines) == 0 {
+		return figure{}, false
+	}
+	unit, div := latencyUnit(maxNs)
+	p := newPlot(fmt.Sprintf("Latency over time, run %d", r.RunIndex), "time since measurement start (s)", "latency ("+unit+")")
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = logTicks{}
+	grid := plotter.NewGrid()
+	grid.Vertical.Color = color.Gray{0xdd}
+	grid.Horizontal.Color = color.Gray{0xdd}
+	p.Add(grid)
+	var items []legendItem
+	for _, l := range lines {
+		for i := range l.xys {
+			l.xys[i].Y /= div
+		}
+		pl, err := plotter.NewLine(l.xys)
+		if err != nil {
+			continue
+		}
+		pl.LineStyle = lineStyle(classColors[l.class], l.side == "baseline")
+		name := l.side + " " + string(l.class) + " p99"
+		if l.p50 {
+			pl.LineStyle.Width = vg.Points(0.6)
+			name = l.side + " " + string(l.class) + " p50"
+		}
+		p.Add(pl)
+		items = append(items, legendItem{name, pl})
+	}
+	p.X.Min = 0
+	p.X.Max = max(p.X.Max, r.Engine.Duration.Seconds())
+	p.Y.Min, p.Y.Max = niceLogBounds(minNs/div, maxNs/div)
+	if len(r.Engine.Events) > 0 {
+		p.Add(eventMarkers{r.Engine.Events})
+		for _, e := range r.Engine.Events {
+			p.X.Min = min(p.X.Min, e.Offset.Seconds())
+		}
+	}
+	return figure{
+		name:    fmt.Sprintf("latency-over-time-run%d", index),
+		caption: fmt.Sprintf("Latency per second of run %d by class: p99 (thick), p50 (thin), baseline p99 dashed; vertical lines mark the snapshot take and other engine events.", r.RunIndex),
+		width:   8 * vg.Inch, height: 3.5 * vg.Inch,
+		draw: drawWithLegend(p, items),
+	}, true
+}
+
 // legendLine is a legend thumbnail for a line style.
 type legendLine struct{ draw.LineStyle }
 

@@ -110,6 +110,9 @@ func buildReport(results []*Result, opts ReportOptions) (*report, error) {
 		if f, ok := throughputFigure(r, i); ok {
 			rp.figures = append(rp.figures, f)
 		}
+		if f, ok := latencyOverTimeFigure(r, i); ok {
+			rp.figures = append(rp.figures, f)
+		}
 	}
 	return rp, nil
 }

@@ -230,6 +230,17 @@ type SeriesPoint struct {
 	Bytes  int64         `json:"bytes"`
 	// ClassOps splits Ops by class.
 	ClassOps map[Class]int64 `json:"class_ops,omitempty"`
+	// ClassLatency is the latency of the operations that completed in the
+	// interval, by class: a stall shows up here at once, where the whole
+	// run's percentiles hide it.
+	ClassLatency map[Class]IntervalLatency `json:"class_latency,omitempty"`
+}
+
+// IntervalLatency summarises one class's latency over one series interval.
+type IntervalLatency struct {
+	P50Ns int64 `json:"p50_ns"`
+	P99Ns int64 `json:"p99_ns"`
+	MaxNs int64 `json:"max_ns"`
 }
 
 // IOPS returns the interval's operations per second.

@@ -12,7 +12,7 @@ import (
 )
 
 func TestBuiltinNames(t *testing.T) {
-	want := []string{"backup-scan", "chunk-size-sweep", "cow-first-write", "default", "hot-spot", "overflow", "steady-rewrite"}
+	want := []string{"backup-impact", "backup-scan", "chunk-size-sweep", "cow-first-write", "default", "hot-spot", "overflow", "steady-rewrite"}
 	if got := scenarios.BuiltinNames(); !slices.Equal(got, want) {
 		t.Errorf("BuiltinNames() = %q, want %q", got, want)
 	}
@@ -89,7 +89,7 @@ func checkRoundTrips(t *testing.T, s *scenarios.Scenario) {
 
 func TestBuiltinUnknown(t *testing.T) {
 	_, err := scenarios.Builtin("nope")
-	want := `scenarios: no such built-in scenario "nope" (have backup-scan, chunk-size-sweep, cow-first-write, default, hot-spot, overflow, steady-rewrite)`
+	want := `scenarios: no such built-in scenario "nope" (have backup-impact, backup-scan, chunk-size-sweep, cow-first-write, default, hot-spot, overflow, steady-rewrite)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Builtin(nope) error = %v, want %s", err, want)
 	}
@@ -123,6 +123,11 @@ func TestDefaultScenario(t *testing.T) {
 	w, r := s.Workloads[0], s.Workloads[1]
 	if w.Kind != scenarios.OriginWrite || w.Pattern != scenarios.PatternRandom || w.BlockSize != 4*scenarios.KiB || w.QueueDepth != 16 {
 		t.Errorf("writer = %+v", w)
+	}
+	// Open loop with a hot set, so that copy-on-write goes on through the
+	// measured part instead of ending in the warm-up.
+	if w.Rate == 0 || w.Distribution != scenarios.DistributionHotspot {
+		t.Errorf("writer is not an open-loop hot-set load: %+v", w)
 	}
 	if r.Kind != scenarios.ImageRead || r.Pattern != scenarios.PatternSequential || r.BlockSize != scenarios.MiB {
 		t.Errorf("reader = %+v", r)
