@@ -241,9 +241,9 @@ type sideRun struct {
 	events    []results.Event
 	intervals []*intervalHists // one per worker, for the series' per-second latency
 	hists     [nClasses]*hdrhistogram.Histogram
-	errs     [nClasses]int64
-	nbytes   [nClasses]int64
-	firstErr error
+	errs      [nClasses]int64
+	nbytes    [nClasses]int64
+	firstErr  error
 }
 
 const nClasses = 8
