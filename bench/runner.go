@@ -80,6 +80,15 @@ func Run(ctx context.Context, cfg RunConfig) (*results.Result, error) {
 			res.LoadMode = results.OpenLoop
 		}
 	}
+	var capacity float64
+	if d := time.Duration(sc.Phases.CowCapacity); d > 0 {
+		if capacity, err = cowCapacity(ctx, cfg, devs, d); err != nil {
+			return nil, err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ErrInterrupted
+	}
 	if !cfg.SkipBaseline {
 		side, partial, err := runSide(ctx, cfg, devs, false)
 		if err != nil {
@@ -99,6 +108,9 @@ func Run(ctx context.Context, cfg RunConfig) (*results.Result, error) {
 	}
 	res.Engine = *side
 	res.Partial = res.Partial || partial
+	if capacity > 0 {
+		res.CowUse = cowUse(capacity, &res.Engine)
+	}
 	res.Duration = time.Since(res.Start)
 	results.ComputeRatios(res)
 	return res, nil

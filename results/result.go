@@ -155,6 +155,29 @@ type Result struct {
 	// Ratios maps each engine class to engine/baseline ratios. ComputeRatios
 	// fills it in.
 	Ratios map[Class]Ratio `json:"ratios,omitempty"`
+	// CowUse says how much of the engine's copy-on-write capacity the
+	// measured part used; nil unless the scenario measured the capacity
+	// (phases.cow_capacity).
+	CowUse *CowUse `json:"cow_use,omitempty"`
+}
+
+// CowUse compares the chunks copied per second in the measured part with
+// what the engine copies with nothing else running.
+type CowUse struct {
+	// CapacityChunksPerSecond is measured first, on fresh chunks, closed
+	// loop, with no other load (phases.cow_capacity long).
+	CapacityChunksPerSecond float64 `json:"capacity_chunks_per_second"`
+	// MeasuredChunksPerSecond is the chunks copied per second during the
+	// engine side's measured part.
+	MeasuredChunksPerSecond float64 `json:"measured_chunks_per_second"`
+}
+
+// Fraction is Measured/Capacity, 0 when the capacity is unknown.
+func (u CowUse) Fraction() float64 {
+	if u.CapacityChunksPerSecond <= 0 {
+		return 0
+	}
+	return u.MeasuredChunksPerSecond / u.CapacityChunksPerSecond
 }
 
 // Side holds the figures of one side (engine or baseline) of a run. All
@@ -302,6 +325,9 @@ func (r *Result) Validate() error {
 	}
 	if len(r.Scenario) > 0 && !json.Valid(r.Scenario) {
 		return fmt.Errorf("%w: scenario is not valid JSON", ErrInvalid)
+	}
+	if u := r.CowUse; u != nil && !finiteNonNegative(u.CapacityChunksPerSecond, u.MeasuredChunksPerSecond) {
+		return fmt.Errorf("%w: cow_use: negative or non-finite rate", ErrInvalid)
 	}
 	if err := r.Engine.validate("engine"); err != nil {
 		return err

@@ -586,6 +586,7 @@ func (d *decoder) phasesFields(p *Phases) []field {
 		{key: "take_after", decode: d.duration(&p.TakeAfter)},
 		{key: "run", required: true, decode: d.duration(&p.Run)},
 		{key: "destroy", decode: d.boolean(&p.Destroy)},
+		{key: "cow_capacity", decode: d.duration(&p.CowCapacity)},
 	}
 }
 

@@ -73,8 +73,12 @@
 //	                          # workloads run without a snapshot (a baseline);
 //	                          # image workloads start when it is taken. Must be
 //	                          # before the end (warmup + run).
-//	  run: 25s                # required, > 0; warmup + run at most 24h
+//	  run: 25s                # required, at least 100ms; warmup + run at most 24h
 //	  destroy: true           # destroy the snapshot at the end, timed
+//	  cow_capacity: 0s        # first measure, this long (0..1m), the chunks per
+//	                          # second the engine copies with nothing else
+//	                          # running; the result then says how much of that
+//	                          # capacity the measured part used
 //
 //	workloads:                # required, 1..64; all run at once
 //	  - name: writer          # unique; default the kind (origin-write, origin-write-2, …)

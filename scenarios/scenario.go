@@ -174,6 +174,11 @@ type Phases struct {
 	// Destroy the snapshot when the workloads stop, and time it. Default
 	// true; read it with DestroyEnabled.
 	Destroy *bool `yaml:"destroy,omitempty" json:"destroy,omitempty"`
+	// CowCapacity, when set, first measures for this long how many chunks
+	// per second the engine copies with nothing else running (first writes
+	// to fresh chunks, closed loop), so that the result can say how much of
+	// that capacity the measured part used. Default 0: not measured.
+	CowCapacity Duration `yaml:"cow_capacity,omitempty" json:"cow_capacity,omitempty"`
 }
 
 // PrefillEnabled reports whether devices are filled before the run.

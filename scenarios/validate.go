@@ -269,6 +269,11 @@ func (v *validator) phases() {
 	if p.Warmup < 0 {
 		v.failf("phases.warmup", "warmup %s must not be negative", p.Warmup)
 	}
+	if p.CowCapacity < 0 || p.CowCapacity > Duration(time.Minute) {
+		v.failf("phases.cow_capacity", "cow_capacity %s out of range 0..1m", p.CowCapacity)
+	} else if p.CowCapacity > 0 && p.CowCapacity < Duration(minRun) {
+		v.failf("phases.cow_capacity", "cow_capacity %s shorter than %s: too short to measure", p.CowCapacity, Duration(minRun))
+	}
 	if p.TakeAfter < 0 {
 		v.failf("phases.take_after", "take_after %s must not be negative", p.TakeAfter)
 	}

@@ -242,6 +242,10 @@ func printSummary(w io.Writer, name string, r *results.Result) {
 		fmt.Fprintf(w, "chunks copied %d, stored %d, in memory %d; difference storage used %d MiB\n",
 			c[results.CounterChunksCopied], c[results.CounterChunksStored], c[results.CounterStoreQueue], c[results.CounterDiffBytesUsed]>>20)
 	}
+	if u := r.CowUse; u != nil {
+		fmt.Fprintf(w, "copy-on-write: %.0f chunks/s in the measured part, %.1f%% of the %.0f chunks/s the engine copies with nothing else running\n",
+			u.MeasuredChunksPerSecond, 100*u.Fraction(), u.CapacityChunksPerSecond)
+	}
 	if k := r.Engine.IOWQKicks + baselineKicks(r); k > 0 {
 		fmt.Fprintf(w, "io-wq kicks %d (engine %d): waits that saw nothing complete for 50 ms and woke the kernel's io-wq\n", k, r.Engine.IOWQKicks)
 	}
