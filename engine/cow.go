@@ -1,0 +1,149 @@
+package engine
+
+// This file: the copy-on-write path of origin writes (the take barrier,
+// chunk loads from the original, then the write itself).
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// startOriginWrite passes the take barrier and, with copy-on-write on,
+// starts copying the chunks the write touches.
+func (q *Queue) startOriginWrite(r *Request) {
+	d := r.Device
+	if !r.counted {
+		d.inflight.Add(1)
+		if d.barrier.Load() {
+			d.inflight.Add(-1)
+			if r.NoWait {
+				q.finish(r, ErrWouldBlock)
+				return
+			}
+			d.takeMu.Lock()
+			if d.barrier.Load() {
+				r.parked = true
+				d.takeWait = append(d.takeWait, r)
+				d.takeMu.Unlock()
+				return
+			}
+			d.takeMu.Unlock()
+			d.inflight.Add(1)
+		}
+		r.counted = true
+		if a := d.area.Load(); a != nil && a.cow.Load() && a.err() == nil && a.snap.acquire() {
+			r.snapRef = true
+			r.area = a
+			r.first, r.last = r.Off>>a.chunkShift, (r.Off+r.length()-1)>>a.chunkShift
+			r.next = r.first
+			if r.NoWait && q.wouldBlock(r) {
+				q.finish(r, ErrWouldBlock)
+				return
+			}
+		}
+	}
+	q.advanceCOW(r)
+}
+
+// wouldBlock reports whether an origin write must wait for a copy.
+func (q *Queue) wouldBlock(r *Request) bool {
+	a := r.area
+	for n := r.first; n <= r.last; n++ {
+		c := &a.chunks[n]
+		c.mu.Lock()
+		st := c.state
+		c.mu.Unlock()
+		if st == stateNew || st == stateLoading {
+			return true
+		}
+	}
+	return false
+}
+
+// advanceCOW walks the chunks of an origin write: a new chunk is read whole
+// into a buffer before the write may proceed; a chunk being loaded makes the
+// write wait; copied chunks cost nothing.
+func (q *Queue) advanceCOW(r *Request) {
+	a := r.area
+	for a != nil && r.next <= r.last && r.Err == nil {
+		if a.snap.destroyed.Load() {
+			break // no more copies; the write itself still goes through
+		}
+		n := r.next
+		c := &a.chunks[n]
+		c.mu.Lock()
+		switch c.state {
+		case stateNew:
+			if c.readers > 0 {
+				a.park(r, n, c)
+				c.mu.Unlock()
+				return
+			}
+			idx, ok := a.getBuffer(r)
+			if !ok {
+				c.mu.Unlock()
+				return
+			}
+			c.state = stateLoading
+			c.data = idx
+			c.mu.Unlock()
+			r.Copied = true
+			a.copied.Add(1)
+			q.issueLoad(r, n, kindLoadOrig, idx, 0)
+		case stateLoading:
+			a.park(r, n, c)
+			c.mu.Unlock()
+			return
+		default:
+			c.mu.Unlock()
+		}
+		r.next++
+	}
+	q.maybeIssueWrite(r)
+}
+
+func (q *Queue) maybeIssueWrite(r *Request) {
+	if r.pending > 0 || r.parked || r.issued {
+		return
+	}
+	if r.Err != nil {
+		q.finish(r, r.Err)
+		return
+	}
+	q.issueOriginIO(r)
+}
+
+// issueLoad reads chunk n whole into buffer idx, from the original
+// (kindLoadOrig) or from the difference storage at logical (kindLoadDiff).
+func (q *Queue) issueLoad(r *Request, n int64, k kind, idx uint32, logical int64) {
+	a := r.area
+	buf := a.buffer(idx, n)
+	fd, off, target := a.dev.fd, n<<a.chunkShift, FaultOrigin
+	if k == kindLoadDiff {
+		reg := a.snap.storage.locate(logical)
+		fd, off, target = reg.fd, reg.off, FaultDiffStorage
+	}
+	q.prepRW(r, k, n-r.first, target, a.dev, fd, buf, off, false)
+}
+
+// issueOriginIO queues the request's own operation on the original.
+func (q *Queue) issueOriginIO(r *Request) {
+	r.issued = true
+	d := r.Device
+	switch r.Op {
+	case OpOriginRead:
+		q.prepRW(r, kindOriginIO, 0, FaultOrigin, d, d.fd, r.Buf, r.Off, false)
+	case OpOriginWrite:
+		q.prepRW(r, kindOriginIO, 0, FaultOrigin, d, d.fd, r.Buf, r.Off, true)
+	case OpOriginDiscard, OpOriginWriteZeroes, OpOriginFlush:
+		r.pending++
+		s := q.sqe(packUD(r.slot, kindOriginIO, 0, 0))
+		switch r.Op {
+		case OpOriginDiscard:
+			s.PrepFallocate(d.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, uint64(r.Off), uint64(r.Len))
+		case OpOriginWriteZeroes:
+			s.PrepFallocate(d.fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, uint64(r.Off), uint64(r.Len))
+		default:
+			s.PrepFsync(d.fd, 0)
+		}
+	}
+}
