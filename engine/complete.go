@@ -27,9 +27,9 @@ func (q *Queue) complete(c uring.CQE) {
 	r.pending--
 	switch k {
 	case kindOriginIO:
-		if r.Op == OpOriginWriteZeroes && res == -int32(unix.EOPNOTSUPP) && !r.zeroPunch {
+		if r.Op == OpOriginWriteZeroes && res == -int32(unix.EOPNOTSUPP) && r.state == reqIssued {
 			// No ZERO_RANGE here (tmpfs): a punched hole reads as zeroes too.
-			r.zeroPunch = true
+			r.to(reqPunching)
 			r.pending++
 			s := q.sqe(packUD(r.slot, kindOriginIO, 0, 0))
 			s.PrepFallocate(r.Device.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, uint64(r.Off), uint64(r.Len))
@@ -79,7 +79,7 @@ func (q *Queue) complete(c uring.CQE) {
 			ch.mu.Unlock()
 			wakeList(woken, q)
 		}
-		if r.pending == 0 && !r.parked && r.next > r.last || r.pending == 0 && r.Err != nil && !r.parked {
+		if r.settled() {
 			q.finish(r, r.Err)
 		}
 	}
@@ -116,12 +116,12 @@ func (q *Queue) loaded(r *Request, n int64, k kind, res int32) {
 			bufOff, chunkOff, length := r.segment(n)
 			copy(a.buffer(idx, n)[chunkOff:], r.Buf[bufOff:bufOff+length])
 		}
-		c.state = stateInMemory
+		c.to(stateInMemory)
 	case k == kindLoadOrig:
-		c.state = stateNew
+		c.to(stateNew)
 	default: // from the difference storage: corrupted before it shows failed
 		a.corrupt(err)
-		c.state = stateFailed
+		c.to(stateFailed)
 		a.failed.Add(1)
 	}
 	woken := a.unpark(n, c)
@@ -137,7 +137,7 @@ func (q *Queue) loaded(r *Request, n int64, k kind, res int32) {
 	wakeList(woken, q)
 	switch r.Op {
 	case OpImageWrite:
-		if r.pending == 0 && !r.parked && (r.next > r.last || r.Err != nil) {
+		if r.settled() {
 			q.finish(r, r.Err)
 		}
 	default:

@@ -11,7 +11,7 @@ import (
 // starts copying the chunks the write touches.
 func (q *Queue) startOriginWrite(r *Request) {
 	d := r.Device
-	if !r.counted {
+	if r.holds&holdInflight == 0 {
 		d.inflight.Add(1)
 		if d.barrier.Load() {
 			d.inflight.Add(-1)
@@ -21,7 +21,7 @@ func (q *Queue) startOriginWrite(r *Request) {
 			}
 			d.takeMu.Lock()
 			if d.barrier.Load() {
-				r.parked = true
+				r.to(reqParked)
 				d.takeWait = append(d.takeWait, r)
 				d.takeMu.Unlock()
 				return
@@ -29,9 +29,9 @@ func (q *Queue) startOriginWrite(r *Request) {
 			d.takeMu.Unlock()
 			d.inflight.Add(1)
 		}
-		r.counted = true
+		r.holds |= holdInflight
 		if a := d.area.Load(); a != nil && a.cow.Load() && a.err() == nil && a.snap.acquire() {
-			r.snapRef = true
+			r.holds |= holdSnapshot
 			r.area = a
 			r.first, r.last = r.Off>>a.chunkShift, (r.Off+r.length()-1)>>a.chunkShift
 			r.next = r.first
@@ -83,7 +83,7 @@ func (q *Queue) advanceCOW(r *Request) {
 				c.mu.Unlock()
 				return
 			}
-			c.state = stateLoading
+			c.to(stateLoading)
 			c.data = idx
 			c.mu.Unlock()
 			r.Copied = true
@@ -102,7 +102,7 @@ func (q *Queue) advanceCOW(r *Request) {
 }
 
 func (q *Queue) maybeIssueWrite(r *Request) {
-	if r.pending > 0 || r.parked || r.issued {
+	if r.pending > 0 || r.state != reqActive {
 		return
 	}
 	if r.Err != nil {
@@ -127,7 +127,7 @@ func (q *Queue) issueLoad(r *Request, n int64, k kind, idx uint32, logical int64
 
 // issueOriginIO queues the request's own operation on the original.
 func (q *Queue) issueOriginIO(r *Request) {
-	r.issued = true
+	r.to(reqIssued)
 	d := r.Device
 	switch r.Op {
 	case OpOriginRead:

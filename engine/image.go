@@ -35,7 +35,7 @@ func (q *Queue) advanceImage(r *Request) {
 		}
 		r.next++
 	}
-	if r.pending == 0 && !r.parked {
+	if r.settled() {
 		q.finish(r, r.Err)
 	}
 }
@@ -110,12 +110,14 @@ func (q *Queue) writeChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff i
 		if c.state == stateNew && int64(len(seg)) == a.chunkLen(n) {
 			// The write covers the whole chunk: nothing to load.
 			copy(a.buffer(idx, n), seg)
-			c.state, c.data = stateInMemory, idx
+			c.to(stateInMemory)
+			c.data = idx
 			c.mu.Unlock()
 			a.snap.enqueueStore(a, n)
 			return true
 		}
-		c.state, c.data = stateLoading, idx
+		c.to(stateLoading)
+		c.data = idx
 		c.mu.Unlock()
 		q.issueLoad(r, n, from, idx, logical)
 	case stateLoading:

@@ -203,7 +203,8 @@ func (q *Queue) Submit(r *Request) error {
 	q.live++
 	r.q = q
 	r.Err, r.Source, r.Copied = nil, 0, false
-	r.area, r.snapRef, r.counted, r.pending, r.parked, r.issued, r.zeroPunch = nil, false, false, 0, false, false, false
+	r.area, r.holds, r.pending = nil, 0, 0
+	r.to(reqActive)
 	q.start(r)
 	return nil
 }
@@ -225,7 +226,7 @@ func (q *Queue) start(r *Request) {
 			q.finish(r, ErrNotTaken)
 			return
 		}
-		r.snapRef = true
+		r.holds |= holdSnapshot
 		r.area = a
 		r.first, r.last = r.Off>>a.chunkShift, (r.Off+r.length()-1)>>a.chunkShift
 		r.next = r.first
@@ -240,14 +241,14 @@ func (q *Queue) start(r *Request) {
 // finish completes r: releases what it holds and queues it for Poll.
 func (q *Queue) finish(r *Request, err error) {
 	r.Err = err
-	if r.counted {
+	r.to(reqDone)
+	if r.holds&holdInflight != 0 {
 		r.Device.inflight.Add(-1)
-		r.counted = false
 	}
-	if r.snapRef {
+	if r.holds&holdSnapshot != 0 {
 		r.area.snap.release()
-		r.snapRef = false
 	}
+	r.holds = 0
 	q.done = append(q.done, r)
 }
 
@@ -307,6 +308,7 @@ func (q *Queue) PollTimeout(out []*Request, min int, timeout time.Duration) (int
 func (q *Queue) takeDone(out []*Request) int {
 	n := copy(out, q.done)
 	for _, r := range q.done[:n] {
+		r.to(reqIdle)
 		q.slots[r.slot] = nil
 		q.free = append(q.free, r.slot)
 		q.live--

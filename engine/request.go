@@ -62,16 +62,13 @@ type Request struct {
 
 	q         *Queue
 	slot      uint16
+	state     reqState
+	holds     reqHolds
 	area      *diffArea
-	snapRef   bool
-	counted   bool
-	first     int64
+	first     int64 // chunks first..last, next to walk (image and copy-on-write)
 	last      int64
 	next      int64
-	pending   int
-	parked    bool
-	issued    bool
-	zeroPunch bool // write-zeroes retried as a punched hole
+	pending   int // SQEs of this request without a completion yet
 	waitChunk int64
 	waitNext  *Request
 }

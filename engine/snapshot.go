@@ -367,7 +367,7 @@ func (s *Snapshot) startStore(a *diffArea, n int64) (storeJob, bool) {
 		c.mu.Unlock()
 		return storeJob{}, false
 	}
-	c.state = stateStoring
+	c.to(stateStoring)
 	c.flags &^= flagDirty
 	j := storeJob{area: a, chunk: n, idx: c.data, want: int(a.chunkLen(n))}
 	c.mu.Unlock()
@@ -440,16 +440,16 @@ func (s *Snapshot) finishStore(j *storeJob) {
 		// Mark the image corrupted before the chunk shows failed, so
 		// that once any image I/O got ErrCorrupted all of it does.
 		a.corrupt(j.err)
-		c.state = stateFailed
+		c.to(stateFailed)
 		a.failed.Add(1)
 		woken = a.unpark(n, c)
 	case c.flags&flagDirty != 0:
-		c.state = stateInMemory
+		c.to(stateInMemory)
 		c.mu.Unlock()
 		s.enqueueStore(a, n)
 		return
 	default:
-		c.state = stateStored
+		c.to(stateStored)
 		c.data = uint32(j.logical / storageUnit)
 		a.stored.Add(1)
 		woken = a.unpark(n, c)

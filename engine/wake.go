@@ -34,10 +34,10 @@ func (q *Queue) wake(r *Request, from *Queue) {
 }
 
 func (q *Queue) resume(r *Request) {
-	r.parked = false
+	r.to(reqActive)
 	switch r.Op {
 	case OpOriginWrite, OpOriginDiscard, OpOriginWriteZeroes:
-		if !r.counted {
+		if r.holds&holdInflight == 0 {
 			q.startOriginWrite(r)
 			return
 		}
