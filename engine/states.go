@@ -14,12 +14,12 @@ import (
 type reqState uint8
 
 const (
-	reqIdle    reqState = iota // not submitted, or returned by Poll or TakeDone
-	reqActive                  // walking its chunks; chunk I/O of its own may be pending
-	reqParked                  // waiting on a chunk, for a chunk buffer, or for Take
-	reqIssued                  // its own origin I/O is on the ring; only that completion is left
-	reqPunching                // a write-zeroes the file refused, retried as a punched hole
-	reqDone                    // finished, in the queue's done list until it is returned
+	reqIdle     reqState = iota // not submitted, or returned by Poll or TakeDone
+	reqActive                   // walking its chunks; chunk I/O of its own may be pending
+	reqParked                   // waiting on a chunk, for a chunk buffer, or for Take
+	reqIssued                   // its own origin I/O is on the ring; only that completion is left
+	reqPunching                 // a write-zeroes the file refused, retried as a punched hole
+	reqDone                     // finished, in the queue's done list until it is returned
 )
 
 var reqStateNames = [...]string{"idle", "active", "parked", "issued", "punching", "done"}
@@ -96,11 +96,11 @@ func (s chunkState) String() string {
 
 // chunkNext holds, per state, the states a chunk may move to.
 var chunkNext = [...]uint8{
-	stateNew:      1<<stateLoading | 1<<stateInMemory,             // copy-on-write or image write; a whole-chunk image write
-	stateLoading:  1<<stateInMemory | 1<<stateNew | 1<<stateFailed, // loaded; the original's read failed; the storage's read failed
-	stateInMemory: 1 << stateStoring,                               // a store worker took it
+	stateNew:      1<<stateLoading | 1<<stateInMemory,                 // copy-on-write or image write; a whole-chunk image write
+	stateLoading:  1<<stateInMemory | 1<<stateNew | 1<<stateFailed,    // loaded; the original's read failed; the storage's read failed
+	stateInMemory: 1 << stateStoring,                                  // a store worker took it
 	stateStoring:  1<<stateStored | 1<<stateInMemory | 1<<stateFailed, // written; dirtied meanwhile; the write failed
-	stateStored:   1 << stateLoading,                                // an image write loads it back
+	stateStored:   1 << stateLoading,                                  // an image write loads it back
 	stateFailed:   0,
 }
 

@@ -44,7 +44,7 @@ func TestChunkTransitions(t *testing.T) {
 		{stateNew, stateLoading}: true, {stateNew, stateInMemory}: true,
 		{stateLoading, stateInMemory}: true, {stateLoading, stateNew}: true, {stateLoading, stateFailed}: true,
 		{stateInMemory, stateStoring}: true,
-		{stateStoring, stateStored}: true, {stateStoring, stateInMemory}: true, {stateStoring, stateFailed}: true,
+		{stateStoring, stateStored}:   true, {stateStoring, stateInMemory}: true, {stateStoring, stateFailed}: true,
 		{stateStored, stateLoading}: true,
 	}
 	for from := stateNew; from <= stateFailed; from++ {
