@@ -131,6 +131,7 @@ func (a *diffArea) getBuffer(r *Request) (uint32, bool) {
 		return idx, true
 	}
 	r.to(reqParked)
+	r.parkedOn = parkBuffer
 	a.pool.waiters = append(a.pool.waiters, r)
 	return 0, false
 }
@@ -172,6 +173,7 @@ func (a *diffArea) putBuffer(idx uint32, from *Queue) {
 func (a *diffArea) park(r *Request, n int64, c *chunk) {
 	c.flags |= flagWaiters
 	r.to(reqParked)
+	r.parkedOn = parkChunk
 	r.waitChunk = n
 	b := &a.buckets[n%waitBuckets]
 	b.Lock()

@@ -14,7 +14,7 @@ func (q *Queue) startOriginWrite(r *Request) {
 	if r.holds&holdInflight == 0 {
 		d.inflight.Add(1)
 		if d.barrier.Load() {
-			d.inflight.Add(-1)
+			d.endWrite()
 			if r.NoWait {
 				q.finish(r, ErrWouldBlock)
 				return
@@ -22,6 +22,7 @@ func (q *Queue) startOriginWrite(r *Request) {
 			d.takeMu.Lock()
 			if d.barrier.Load() {
 				r.to(reqParked)
+				r.parkedOn = parkTake
 				d.takeWait = append(d.takeWait, r)
 				d.takeMu.Unlock()
 				return

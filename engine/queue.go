@@ -37,6 +37,7 @@ type Queue struct {
 	bounce  *uring.Arena // the synchronous API's pinned buffer
 	lastSQE *uring.SQE   // the SQE prepRW prepared last
 	host    Host         // set for a hosted queue, which has no ring of its own
+	closed  bool
 
 	readyMu sync.Mutex
 	ready   []*Request
@@ -127,63 +128,6 @@ func (q *Queue) TakeDone(out []*Request) int {
 	return q.takeDone(out)
 }
 
-// Close releases the queue. Requests still in flight are abandoned: call it
-// after Poll has returned every submitted request.
-func (q *Queue) Close() error {
-	if q.host != nil {
-		return nil
-	}
-	registerQueue(q, false)
-	disarmed := q.disarm()
-	err := q.ring.Close()
-	q.readyMu.Lock()
-	unix.Close(q.efd)
-	q.efd = -1
-	q.readyMu.Unlock()
-	if disarmed {
-		q.arena.Close()
-	} // else leave the page mapped: a read may still land in it
-	if q.bounce != nil {
-		q.bounce.Close()
-	}
-	return err
-}
-
-// disarm cancels the doorbell read and waits (up to a second) for its
-// completion, reporting whether none is armed any more. The kernel tears a
-// closed ring down asynchronously, so a read still armed at Close could land
-// in the arena after it is unmapped, or in whatever is mapped there next.
-func (q *Queue) disarm() bool {
-	if !q.armed {
-		return true
-	}
-	ud := packUD(0, kindEvent, 0, 0)
-	s, err := q.ring.NextSQE()
-	if err != nil {
-		return false
-	}
-	s.PrepCancel(ud)
-	s.SetUserData(packUD(0, kindCancel, 0, 0))
-	deadline := time.Now().Add(time.Second)
-	for q.armed {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false
-		}
-		if _, err := q.ring.WaitTimeout(1, left); err != nil && !errors.Is(err, uring.ErrTimeout) {
-			return false
-		}
-		for n := q.ring.Drain(q.cqes); n > 0; n = q.ring.Drain(q.cqes) {
-			for _, c := range q.cqes[:n] {
-				if c.UserData == ud {
-					q.armed = false
-				}
-			}
-		}
-	}
-	return true
-}
-
 // InFlight is the number of submitted requests not yet returned by Poll.
 func (q *Queue) InFlight() int { return q.live }
 
@@ -193,6 +137,9 @@ func (q *Queue) InFlight() int { return q.live }
 func (q *Queue) Submit(r *Request) error {
 	if err := r.validate(); err != nil {
 		return err
+	}
+	if q.closed {
+		return ErrQueueClosed
 	}
 	if len(q.free) == 0 {
 		return ErrQueueFull
@@ -243,7 +190,7 @@ func (q *Queue) finish(r *Request, err error) {
 	r.Err = err
 	r.to(reqDone)
 	if r.holds&holdInflight != 0 {
-		r.Device.inflight.Add(-1)
+		r.Device.endWrite()
 	}
 	if r.holds&holdSnapshot != 0 {
 		r.area.snap.release()
@@ -278,13 +225,9 @@ func (q *Queue) PollTimeout(out []*Request, min int, timeout time.Duration) (int
 			break
 		}
 		if !q.armed {
-			s, err := q.ring.NextSQE()
-			if err != nil {
+			if err := q.armDoorbell(); err != nil {
 				return 0, err
 			}
-			s.PrepRead(int32(q.efd), q.efdBuf, 0)
-			s.SetUserData(packUD(0, kindEvent, 0, 0))
-			q.armed = true
 		}
 		if timeout > 0 {
 			left := time.Until(deadline)
@@ -302,6 +245,19 @@ func (q *Queue) PollTimeout(out []*Request, min int, timeout time.Duration) (int
 		return 0, err
 	}
 	return q.takeDone(out), nil
+}
+
+// armDoorbell queues the eventfd read that other goroutines' wake-ups
+// complete.
+func (q *Queue) armDoorbell() error {
+	s, err := q.ring.NextSQE()
+	if err != nil {
+		return err
+	}
+	s.PrepRead(int32(q.efd), q.efdBuf, 0)
+	s.SetUserData(packUD(0, kindEvent, 0, 0))
+	q.armed = true
+	return nil
 }
 
 // takeDone moves completed requests into out and frees their slots.

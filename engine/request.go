@@ -68,7 +68,8 @@ type Request struct {
 	first     int64 // chunks first..last, next to walk (image and copy-on-write)
 	last      int64
 	next      int64
-	pending   int // SQEs of this request without a completion yet
+	pending   int      // SQEs of this request without a completion yet
+	parkedOn  parkKind // while parked: the list it waits on
 	waitChunk int64
 	waitNext  *Request
 }

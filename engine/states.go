@@ -51,6 +51,15 @@ func (r *Request) to(s reqState) {
 	r.state = s
 }
 
+// parkKind says which list a parked request waits on.
+type parkKind uint8
+
+const (
+	parkChunk  parkKind = iota + 1 // a chunk's wait list (its bucket), for waitChunk
+	parkBuffer                     // the area's buffer pool, for a free chunk buffer
+	parkTake                       // the device's Take barrier
+)
+
 // reqHolds is what a live request holds and must give back when it
 // finishes.
 type reqHolds uint8

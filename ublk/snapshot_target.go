@@ -150,6 +150,15 @@ func (t *snapshotTarget) Wake(q *Queue) {
 	t.flush(q, sq)
 }
 
+// Deinit closes the queue's engine queue, on the queue's goroutine once its
+// ring is closed: a request still waiting there (the queue stopped on an
+// error) is failed and releases its snapshot reference, so that the
+// snapshot's Done fires.
+func (t *snapshotTarget) Deinit(q *Queue) {
+	sq := q.TargetData().(*snapQueue)
+	sq.eq.Close() //nolint:errcheck // what it could not release stays referenced; nothing to report it to here
+}
+
 // Flush syncs the original.
 func (t *OriginTarget) Flush(q *Queue, tag uint16, io *IO) {
 	t.submit(q, tag, engine.Request{Op: engine.OpOriginFlush, Device: t.dev})
@@ -180,7 +189,9 @@ var (
 	_ Discarder  = (*OriginTarget)(nil)
 	_ ZeroWriter = (*OriginTarget)(nil)
 	_ Sizer      = (*OriginTarget)(nil)
+	_ Deiniter   = (*OriginTarget)(nil)
 	_ Target     = (*ImageTarget)(nil)
+	_ Deiniter   = (*ImageTarget)(nil)
 	_ Waker      = (*ImageTarget)(nil)
 	_ Sizer      = (*ImageTarget)(nil)
 )
