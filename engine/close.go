@@ -163,13 +163,13 @@ func (q *Queue) disarm() bool {
 	if !q.armed {
 		return true
 	}
-	ud := packUD(0, kindEvent, 0, 0)
+	ud := packUD(0, kindEvent, 0)
 	s, err := q.ring.NextSQE()
 	if err != nil {
 		return false
 	}
 	s.PrepCancel(ud)
-	s.SetUserData(packUD(0, kindCancel, 0, 0))
+	s.SetUserData(packUD(0, kindCancel, 0))
 	deadline := time.Now().Add(time.Second)
 	for q.armed {
 		left := time.Until(deadline)

@@ -12,7 +12,7 @@ import (
 
 // complete handles one CQE.
 func (q *Queue) complete(c uring.CQE) {
-	slot, k, delta, errno := unpackUD(c.UserData)
+	slot, k, delta := unpackUD(c.UserData)
 	if k == kindEvent {
 		// The wake-ups themselves are in the ready list; the count is
 		// only a doorbell.
@@ -20,8 +20,8 @@ func (q *Queue) complete(c uring.CQE) {
 		return
 	}
 	res := c.Res
-	if errno != 0 {
-		res = -int32(errno)
+	if len(q.injected) != 0 {
+		res = q.injectedResult(c.UserData, res)
 	}
 	r := q.slots[slot]
 	r.pending--
@@ -30,9 +30,7 @@ func (q *Queue) complete(c uring.CQE) {
 		if r.Op == OpOriginWriteZeroes && res == -int32(unix.EOPNOTSUPP) && r.state == reqIssued {
 			// No ZERO_RANGE here (tmpfs): a punched hole reads as zeroes too.
 			r.to(reqPunching)
-			r.pending++
-			s := q.sqe(packUD(r.slot, kindOriginIO, 0, 0))
-			s.PrepFallocate(r.Device.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, uint64(r.Off), uint64(r.Len))
+			q.prepIO(r, kindOriginIO, 0, FaultIO{Op: FaultWriteZeroes, Target: FaultOrigin, Device: r.Device, Off: r.Off, Len: r.Len}, r.Device.fd, nil, punchHole)
 			return
 		}
 		var err error

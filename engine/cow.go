@@ -102,6 +102,13 @@ func (q *Queue) advanceCOW(r *Request) {
 	q.maybeIssueWrite(r)
 }
 
+// The fallocate modes of discard and write-zeroes (KEEP_SIZE: never grow
+// the original).
+const (
+	punchHole = unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE
+	zeroRange = unix.FALLOC_FL_ZERO_RANGE | unix.FALLOC_FL_KEEP_SIZE
+)
+
 func (q *Queue) maybeIssueWrite(r *Request) {
 	if r.pending > 0 || r.state != reqActive {
 		return
@@ -118,33 +125,31 @@ func (q *Queue) maybeIssueWrite(r *Request) {
 func (q *Queue) issueLoad(r *Request, n int64, k kind, idx uint32, logical int64) {
 	a := r.area
 	buf := a.buffer(idx, n)
-	fd, off, target := a.dev.fd, n<<a.chunkShift, FaultOrigin
+	fd, fio := a.dev.fd, FaultIO{Op: FaultRead, Target: FaultOrigin, Device: a.dev, Off: n << a.chunkShift, Len: int64(len(buf))}
 	if k == kindLoadDiff {
 		reg := a.snap.storage.locate(logical)
-		fd, off, target = reg.fd, reg.off, FaultDiffStorage
+		fd, fio.Target, fio.Off = reg.fd, FaultDiffStorage, reg.off
 	}
-	q.prepRW(r, k, n-r.first, target, a.dev, fd, buf, off, false)
+	q.prepIO(r, k, n-r.first, fio, fd, buf, 0)
 }
 
 // issueOriginIO queues the request's own operation on the original.
 func (q *Queue) issueOriginIO(r *Request) {
 	r.to(reqIssued)
 	d := r.Device
+	fio := FaultIO{Target: FaultOrigin, Device: d, Off: r.Off, Len: r.length()}
+	var mode uint32
 	switch r.Op {
 	case OpOriginRead:
-		q.prepRW(r, kindOriginIO, 0, FaultOrigin, d, d.fd, r.Buf, r.Off, false)
+		fio.Op = FaultRead
 	case OpOriginWrite:
-		q.prepRW(r, kindOriginIO, 0, FaultOrigin, d, d.fd, r.Buf, r.Off, true)
-	case OpOriginDiscard, OpOriginWriteZeroes, OpOriginFlush:
-		r.pending++
-		s := q.sqe(packUD(r.slot, kindOriginIO, 0, 0))
-		switch r.Op {
-		case OpOriginDiscard:
-			s.PrepFallocate(d.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, uint64(r.Off), uint64(r.Len))
-		case OpOriginWriteZeroes:
-			s.PrepFallocate(d.fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, uint64(r.Off), uint64(r.Len))
-		default:
-			s.PrepFsync(d.fd, 0)
-		}
+		fio.Op = FaultWrite
+	case OpOriginDiscard:
+		fio.Op, mode = FaultDiscard, punchHole
+	case OpOriginWriteZeroes:
+		fio.Op, mode = FaultWriteZeroes, zeroRange
+	case OpOriginFlush:
+		fio = FaultIO{Op: FaultFlush, Target: FaultOrigin, Device: d}
 	}
+	q.prepIO(r, kindOriginIO, 0, fio, d.fd, r.Buf, mode)
 }

@@ -101,8 +101,9 @@
 // # Source files
 //
 // request.go (Request, Op, validation), userdata.go (the SQE user_data
-// codec), queue.go (Queue lifecycle and Poll), wake.go (parked requests
-// handed back), cow.go (the copy-on-write path of origin writes), image.go
+// codec, uring's shared layout), queue.go (Queue lifecycle and Poll),
+// close.go (Close, which never abandons a request), wake.go (parked
+// requests handed back), inject.go (the fault seam), cow.go (the copy-on-write path of origin writes), image.go
 // (the image path), prep.go (SQE preparation), complete.go (completion
 // dispatch), states.go (the two state machines), chunk.go (chunks, buffers,
 // wait lists), storage.go (the difference storage), snapshot.go (Snapshot,
@@ -120,7 +121,14 @@
 //
 // # Fault injection
 //
-// Options.Faults takes a FaultPlan: I/O to an original or to the difference
-// storage, by direction and offset range, fails with an errno or moves half
-// its bytes. Tests use it to prove the corrupted and overflow semantics.
+// Every engine I/O passes one seam (inject.go) before it is issued: origin
+// reads, writes, discards, write-zeroes and flushes, chunk loads and
+// stores, image reads, and the difference storage's growth and appended
+// files' allocation, each described as a FaultIO. Options.Inject takes an
+// Injector, composed from FailWith and ShortIO with If (OnOps, OnTarget,
+// OnDevice, InRange, AllOf), OnNth, Times, Randomly (seeded) and AnyOf; the
+// injected result replaces the I/O (on a queue's ring, a NOP whose result
+// the queue substitutes: no user_data bits are spent on it). Options.Faults
+// takes a FaultPlan, the older table of read and write faults, consulted
+// first. Tests use both to prove the corrupted and overflow semantics.
 package engine

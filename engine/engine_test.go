@@ -189,7 +189,7 @@ func TestQueueCloseDisarms(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.PrepRead(int32(q.efd), q.efdBuf, 0)
-	s.SetUserData(packUD(0, kindEvent, 0, 0))
+	s.SetUserData(packUD(0, kindEvent, 0))
 	q.armed = true
 	if _, err := q.ring.Submit(); err != nil {
 		t.Fatal(err)

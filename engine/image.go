@@ -56,7 +56,7 @@ func (q *Queue) readChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff in
 		c.readers++
 		c.mu.Unlock()
 		r.Source |= SourceOriginal
-		q.prepRW(r, kindReadOrig, n-r.first, FaultOrigin, a.dev, a.dev.fd, seg, n<<a.chunkShift+chunkOff, false)
+		q.prepIO(r, kindReadOrig, n-r.first, FaultIO{Op: FaultRead, Target: FaultOrigin, Device: a.dev, Off: n<<a.chunkShift + chunkOff, Len: int64(len(seg))}, a.dev.fd, seg, 0)
 		q.asyncIfLarge(seg, a.dev.punted)
 	case stateLoading:
 		a.park(r, n, c)
@@ -71,7 +71,7 @@ func (q *Queue) readChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff in
 		c.mu.Unlock()
 		r.Source |= SourceDiff
 		reg := a.snap.storage.locate(logical)
-		q.prepRW(r, kindReadDiff, n-r.first, FaultDiffStorage, a.dev, reg.fd, seg, reg.off+chunkOff, false)
+		q.prepIO(r, kindReadDiff, n-r.first, FaultIO{Op: FaultRead, Target: FaultDiffStorage, Device: a.dev, Off: reg.off + chunkOff, Len: int64(len(seg))}, reg.fd, seg, 0)
 		q.asyncIfLarge(seg, reg.punted)
 	default:
 		c.mu.Unlock()

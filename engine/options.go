@@ -34,8 +34,12 @@ type Options struct {
 	StoreWorkers int
 	// EventQueueSize bounds the event queue (default 256).
 	EventQueueSize int
-	// Faults, when set, injects I/O errors (tests and failure drills).
+	// Faults, when set, injects read and write errors (tests and failure
+	// drills); it is asked before Inject.
 	Faults *FaultPlan
+	// Inject, when set, sees every engine I/O before it is issued and may
+	// replace it with an injected result (see Injector).
+	Inject Injector
 }
 
 // Defaults as in blksnap.

@@ -35,9 +35,13 @@ type Queue struct {
 	cqes  []uring.CQE
 
 	bounce  *uring.Arena // the synchronous API's pinned buffer
-	lastSQE *uring.SQE   // the SQE prepRW prepared last
+	lastSQE *uring.SQE   // the SQE prepIO prepared last
 	host    Host         // set for a hosted queue, which has no ring of its own
 	closed  bool
+
+	// injected holds the results of faults injected in place of SQEs
+	// still in flight (the fault seam uses no user_data bits).
+	injected []injectedRes
 
 	readyMu sync.Mutex
 	ready   []*Request
@@ -255,7 +259,7 @@ func (q *Queue) armDoorbell() error {
 		return err
 	}
 	s.PrepRead(int32(q.efd), q.efdBuf, 0)
-	s.SetUserData(packUD(0, kindEvent, 0, 0))
+	s.SetUserData(packUD(0, kindEvent, 0))
 	q.armed = true
 	return nil
 }

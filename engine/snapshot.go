@@ -20,7 +20,7 @@ type Snapshot struct {
 	areas   []*diffArea
 	storage *diffStorage
 	events  *eventQueue
-	faults  *FaultPlan
+	inject  Injector // the fault seam (nil: none)
 
 	origins []fileID // the devices' identities, registered as live originals
 	storeQ  chan storeItem
@@ -64,7 +64,7 @@ func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot
 	if len(devs) == 0 {
 		return nil, fmt.Errorf("%w: a snapshot needs at least one device", ErrInvalid)
 	}
-	s := &Snapshot{opts: opts, events: newEventQueue(opts.EventQueueSize), faults: opts.Faults,
+	s := &Snapshot{opts: opts, events: newEventQueue(opts.EventQueueSize), inject: snapshotInjector(&opts),
 		quit: make(chan struct{}), finalDone: make(chan struct{})}
 	var ids []fileID
 	seen := map[fileID]bool{}
@@ -79,7 +79,7 @@ func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot
 		ids = append(ids, d.id)
 	}
 	var err error
-	if s.storage, err = newDiffStorage(storage, opts.DiffStorageMinimum, s.events, ids); err != nil {
+	if s.storage, err = newDiffStorage(storage, opts.DiffStorageMinimum, s.events, ids, s.inject); err != nil {
 		return nil, err
 	}
 	total := 0
@@ -395,12 +395,14 @@ func (s *Snapshot) writeJobs(ring *uring.Ring, cqes []uring.CQE, jobs []storeJob
 		}
 		reg := s.storage.locate(j.logical)
 		buf := j.area.buffer(j.idx, j.chunk)
-		if f, ok := s.faults.match(FaultDiffStorage, nil, true, reg.off, int64(len(buf))); ok {
-			if f.Errno != 0 {
-				j.err = fmt.Errorf("engine: store chunk to difference storage at %d: %w", reg.off, f.Errno)
-				continue
+		if s.inject != nil {
+			if got, ok := s.inject.Inject(FaultIO{Op: FaultWrite, Target: FaultDiffStorage, Device: j.area.dev, Off: reg.off, Len: int64(len(buf))}); ok {
+				if got.Errno != 0 || !got.Short {
+					j.err = fmt.Errorf("engine: store chunk to difference storage at %d: %w", reg.off, got.errno())
+					continue
+				}
+				buf = buf[:len(buf)/2]
 			}
-			buf = buf[:len(buf)/2]
 		}
 		sqe, err := ring.NextSQE()
 		if err != nil {

@@ -51,6 +51,7 @@ type diffStorage struct {
 	noRaised  bool
 	usedTotal int64
 	originIDs []fileID
+	inject    Injector // the fault seam for the storage's fallocates
 
 	// The grower extends a growable extent in the background when what is
 	// left drops under half a portion, so store workers rarely wait on a
@@ -111,8 +112,8 @@ func blockDeviceSize(f *os.File) (int64, error) {
 	return int64(n), err
 }
 
-func newDiffStorage(cfg StorageConfig, portion int64, events *eventQueue, origins []fileID) (*diffStorage, error) {
-	s := &diffStorage{portion: portion, events: events, originIDs: origins,
+func newDiffStorage(cfg StorageConfig, portion int64, events *eventQueue, origins []fileID, inject Injector) (*diffStorage, error) {
+	s := &diffStorage{portion: portion, events: events, originIDs: origins, inject: inject,
 		growKick: make(chan struct{}, 1), growDone: make(chan struct{})}
 	s.grown = sync.NewCond(&s.mu)
 	go s.grower(s.growKick)
@@ -137,7 +138,7 @@ func (s *diffStorage) grower(kick <-chan struct{}) {
 		off, n := e.physOff+e.capacity, min(s.portion, e.maxLen-e.capacity)
 		s.mu.Unlock()
 		// Outside the lock: allocation below the capacity goes on.
-		err := unix.Fallocate(int(e.fd), 0, off, n)
+		err := s.fallocate(FaultGrow, e.fd, off, n)
 		s.mu.Lock()
 		if err == nil {
 			e.capacity += n
@@ -254,7 +255,7 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 		if length <= 0 {
 			return fail(fmt.Errorf("%w: difference storage %s: a length is required to append a file", ErrInvalid, path))
 		}
-		if err := unix.Fallocate(int(e.fd), 0, off, length); err != nil {
+		if err := s.fallocate(FaultFallocate, e.fd, off, length); err != nil {
 			return fail(fmt.Errorf("engine: difference storage %s: fallocate %d bytes: %w", path, length, err))
 		}
 		e.capacity, e.maxLen = length, length
@@ -288,11 +289,21 @@ func (s *diffStorage) growLocked(e *extent) error {
 	if n <= 0 {
 		return nil
 	}
-	if err := unix.Fallocate(int(e.fd), 0, e.physOff+e.capacity, n); err != nil {
+	if err := s.fallocate(FaultGrow, e.fd, e.physOff+e.capacity, n); err != nil {
 		return fmt.Errorf("engine: difference storage: fallocate %d bytes at %d: %w", n, e.capacity, err)
 	}
 	e.capacity += n
 	return nil
+}
+
+// fallocate allocates n bytes at off of fd, through the fault seam.
+func (s *diffStorage) fallocate(op FaultOp, fd int32, off, n int64) error {
+	if s.inject != nil {
+		if got, ok := s.inject.Inject(FaultIO{Op: op, Target: FaultDiffStorage, Off: off, Len: n}); ok {
+			return got.errno()
+		}
+	}
+	return unix.Fallocate(int(fd), 0, off, n)
 }
 
 // region is a piece of difference storage holding one chunk.

@@ -2,11 +2,14 @@ package engine
 
 // This file: the user_data codec of the engine's SQEs.
 
-import (
-	"golang.org/x/sys/unix"
-)
+import "github.com/snapring/snapring/uring"
 
-// user_data layout: slot (16 bits) | kind (8) | chunk delta (16) | injected errno (16).
+// user_data layout, uring's shared one (uring.PackUserData): the request's
+// slot as the id, the kind as the operation, and as data the chunk's index
+// within the request (delta, below maxSegments). A hosted queue's host
+// carries the same 56 bits through its own ring (ublk unpacks and repacks
+// them with the same codec). Injected faults use no bits: see
+// Queue.injected.
 type kind uint8
 
 const (
@@ -19,10 +22,11 @@ const (
 	kindCancel // Close cancelling the doorbell read
 )
 
-func packUD(slot uint16, k kind, delta int64, errno unix.Errno) uint64 {
-	return uint64(slot) | uint64(k)<<16 | uint64(delta)<<24 | uint64(errno)<<40
+func packUD(slot uint16, k kind, delta int64) uint64 {
+	return uring.PackUserData(slot, uint8(k), uint32(delta))
 }
 
-func unpackUD(ud uint64) (slot uint16, k kind, delta int64, errno unix.Errno) {
-	return uint16(ud), kind(ud >> 16), int64(ud>>24) & 0xffff, unix.Errno(ud >> 40 & 0xffff)
+func unpackUD(ud uint64) (slot uint16, k kind, delta int64) {
+	slot, op, data := uring.UnpackUserData(ud)
+	return slot, kind(op), int64(data)
 }
