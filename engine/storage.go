@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,6 +39,15 @@ type extent struct {
 	punted   bool   // large reads go to io-wq marked async (see asyncIfLarge)
 }
 
+// extentLoc is what locate needs of an extent; none of it changes once the
+// extent is added.
+type extentLoc struct {
+	logical int64
+	physOff int64
+	fd      int32
+	punted  bool
+}
+
 // diffStorage is an append-only region allocator over extents. Regions are
 // never reused while the snapshot lives.
 type diffStorage struct {
@@ -52,6 +61,12 @@ type diffStorage struct {
 	usedTotal int64
 	originIDs []fileID
 	inject    Injector // the fault seam for the storage's fallocates
+
+	// index maps logical offsets to files for locate, without the mutex
+	// (which alloc holds while it waits for the grower's fallocate): an
+	// immutable slice, copied and republished by add under mu, as uring's
+	// arenas publish their registry.
+	index atomic.Pointer[[]extentLoc]
 
 	// The grower extends a growable extent in the background when what is
 	// left drops under half a portion, so store workers rarely wait on a
@@ -273,6 +288,7 @@ func (s *diffStorage) add(path string, off, length int64, first bool) error {
 		e.logical = last.logical + last.maxLen
 	}
 	s.extents = append(s.extents, e)
+	s.publishIndexLocked()
 	// An append clears the low-space condition.
 	s.lowRaised, s.noRaised = false, false
 	if growable && s.portion > 0 {
@@ -379,12 +395,29 @@ func (s *diffStorage) checkLowLocked() {
 	}
 }
 
-// locate maps a logical offset to a file and physical offset.
+// publishIndexLocked republishes locate's index after an extent was added.
+func (s *diffStorage) publishIndexLocked() {
+	idx := make([]extentLoc, len(s.extents))
+	for i, e := range s.extents {
+		idx[i] = extentLoc{logical: e.logical, physOff: e.physOff, fd: e.fd, punted: e.punted}
+	}
+	s.index.Store(&idx)
+}
+
+// locate maps a logical offset (one alloc returned) to a file and physical
+// offset. It takes no lock: the index it reads is immutable.
 func (s *diffStorage) locate(logical int64) region {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := sort.Search(len(s.extents), func(i int) bool { return s.extents[i].logical > logical }) - 1
-	e := s.extents[i]
+	idx := *s.index.Load()
+	lo, hi := 0, len(idx) // the last extent starting at or before logical
+	for hi-lo > 1 {
+		mid := int(uint(lo+hi) >> 1)
+		if idx[mid].logical > logical {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	e := &idx[lo]
 	return region{fd: e.fd, off: e.physOff + logical - e.logical, punted: e.punted}
 }
 
