@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"pgregory.net/rapid"
@@ -636,15 +635,7 @@ func (m *model) clearFaults(t *rapid.T) {
 	m.fOrigRead, m.fOrigWrite, m.fDiff = false, false, false
 }
 
-func (m *model) waitStored(t *rapid.T) {
-	deadline := time.Now().Add(10 * time.Second)
-	for m.snap.Stats().ChunksInMemory > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("chunks stay in memory: %+v", m.snap.Stats())
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
+func (m *model) waitStored(t *rapid.T) { waitStored(t, m.snap) }
 
 // checkEvents runs after every step: events must be explained by the model.
 func (m *model) checkEvents(t *rapid.T) {
