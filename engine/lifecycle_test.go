@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -128,4 +129,25 @@ func TestQueueCloseReleases(t *testing.T) {
 	}
 	tuMustEqual(t, "image of the chunk the write copied", tuRead(t, s.Image(d), 3*chunk, chunk), data[3*chunk:4*chunk], 3*chunk)
 	tuDestroy(t, s)
+}
+
+// TestValidateReportsAll: Validate names every bad option at once, each
+// wrapping ErrInvalid; one bad option reads as before.
+func TestValidateReportsAll(t *testing.T) {
+	o := Options{ChunkMaximumInQueue: 5000, StoreWorkers: 65, FreeDiffBufferPoolSize: -1}
+	o.EnsureDefaults()
+	err := o.Validate()
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Validate: %v, want ErrInvalid", err)
+	}
+	for _, name := range []string{"chunk_maximum_in_queue 5000", "store_workers 65", "free_diff_buffer_pool_size -1"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("Validate's error does not name %q: %v", name, err)
+		}
+	}
+	one := Options{StoreWorkers: 65}
+	one.EnsureDefaults()
+	if got, want := one.Validate().Error(), "engine: invalid argument: store_workers 65: want 1..64"; got != want {
+		t.Errorf("one problem: %q, want %q", got, want)
+	}
 }
