@@ -379,7 +379,10 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 			defer close(eventsDone)
 			for {
 				select {
-				case e := <-snap.Events():
+				case e, ok := <-snap.Events():
+					if !ok { // closed once the snapshot is finalized
+						return
+					}
 					s.event(e.Kind.String(), e.Device, e.String())
 				case <-snap.Done():
 					return

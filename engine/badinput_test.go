@@ -341,6 +341,6 @@ func TestBadAppendOverlap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tuWaitStored(t, s)
+	waitStored(t, s)
 	tuMustEqual(t, "image", tuRead(t, s.Image(d), 0, len(data)), data, 0)
 }

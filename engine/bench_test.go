@@ -222,17 +222,11 @@ func benchSnapshot(b *testing.B, path string, size int64, stride int64) (*Device
 			b.Fatal(err)
 		}
 	}
-	waitStored(s)
+	waitStored(b, s)
 	// The copies' writeback (on a disk file system) belongs to the setup,
 	// not to the engine run that follows, as the prefill's does (benchFile).
 	unix.Sync()
 	return d, s
-}
-
-func waitStored(s *Snapshot) {
-	for s.Stats().ChunksInMemory > 0 {
-		time.Sleep(100 * time.Microsecond)
-	}
 }
 
 // BenchmarkOriginWriteCOW: 4 KiB writes at QD1, each the first write to its

@@ -58,7 +58,7 @@ func TestCrossChunkImageWrites(t *testing.T) {
 				}
 			}
 			tuMustEqual(t, "image (in memory)", tuRead(t, img, 0, len(image)), image, 0)
-			tuWaitStored(t, s)
+			waitStored(t, s)
 			tuMustEqual(t, "image (stored)", tuRead(t, img, 0, len(image)), image, 0)
 			// Again over stored chunks, shifted by a sector.
 			for k := int64(1); k < 40; k += 3 {
@@ -70,7 +70,7 @@ func TestCrossChunkImageWrites(t *testing.T) {
 				copy(image[off:], p)
 			}
 			tuMustEqual(t, "image (rewritten)", tuRead(t, img, 0, len(image)), image, 0)
-			tuWaitStored(t, s)
+			waitStored(t, s)
 			tuMustEqual(t, "image (rewritten, stored)", tuRead(t, img, 0, len(image)), image, 0)
 			tuMustEqual(t, "origin", tuRead(t, d, 0, len(data)), data, 0)
 			if st := s.Stats(); st.ChunksCopied != 0 {
@@ -142,10 +142,10 @@ func TestBoundary(t *testing.T) {
 						check("two blocks across the boundary", n)
 					}
 					if rng.Intn(4) == 0 {
-						tuWaitStored(t, s)
+						waitStored(t, s)
 					}
 				}
-				tuWaitStored(t, s)
+				waitStored(t, s)
 				tuMustEqual(t, "origin", tuRead(t, d, 0, len(origin)), origin, 0)
 				tuMustEqual(t, "image", tuRead(t, img, 0, len(image)), image, 0)
 			})

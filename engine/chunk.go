@@ -10,21 +10,6 @@ import (
 	"github.com/snapring/snapring/uring"
 )
 
-type chunkState uint8
-
-// Chunk states: new → loading → in memory ↔ storing → stored; failed.
-// Loading is a chunk being read into a buffer (from the original, or from
-// the difference storage for an image write); storing is a buffer being
-// written to the difference storage.
-const (
-	stateNew chunkState = iota
-	stateLoading
-	stateInMemory
-	stateStoring
-	stateStored
-	stateFailed
-)
-
 const (
 	flagWaiters = 1 << 0 // requests are parked on this chunk
 	flagDirty   = 1 << 1 // an image write changed the buffer while storing
@@ -145,7 +130,8 @@ func (a *diffArea) getBuffer(r *Request) (uint32, bool) {
 		a.inMemory.Add(1)
 		return idx, true
 	}
-	r.parked = true
+	r.to(reqParked)
+	r.parkedOn = parkBuffer
 	a.pool.waiters = append(a.pool.waiters, r)
 	return 0, false
 }
@@ -186,7 +172,8 @@ func (a *diffArea) putBuffer(idx uint32, from *Queue) {
 // park puts r on chunk n's wait list; called with the chunk's lock held.
 func (a *diffArea) park(r *Request, n int64, c *chunk) {
 	c.flags |= flagWaiters
-	r.parked = true
+	r.to(reqParked)
+	r.parkedOn = parkChunk
 	r.waitChunk = n
 	b := &a.buckets[n%waitBuckets]
 	b.Lock()

@@ -94,7 +94,7 @@ func TestLastChunkShorter(t *testing.T) {
 	}
 	img := s.Image(d)
 	tuMustEqual(t, "image, in memory", tuRead(t, img, 0, len(data)), data, 0)
-	tuWaitStored(t, s)
+	waitStored(t, s)
 	tuMustEqual(t, "image, stored", tuRead(t, img, 0, len(data)), data, 0)
 	if used, _, _ := s.storage.stats(); used != chunk+4096 {
 		t.Fatalf("storage used %d, want %d (a full chunk and the short one rounded to 4 KiB)", used, chunk+4096)

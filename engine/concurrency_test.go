@@ -93,7 +93,7 @@ func TestConcurrentOriginWritesImageReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tuWaitStored(t, s)
+	waitStored(t, s)
 	for i, cd := range devs {
 		tuMustEqual(t, fmt.Sprintf("image %d", i), tuRead(t, cd.img, 0, int(cd.d.Size())), cd.image, 0)
 		tuMustEqual(t, fmt.Sprintf("origin %d", i), tuRead(t, cd.d, 0, int(cd.d.Size())), cd.origin, 0)

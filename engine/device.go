@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -31,6 +32,7 @@ type Device struct {
 	// Take a barrier over in-flight origin writes.
 	inflight atomic.Int64
 	barrier  atomic.Bool
+	drained  chan struct{} // signalled when inflight drops to 0 under the barrier
 	takeMu   sync.Mutex
 	takeWait []*Request
 
@@ -50,7 +52,7 @@ func OpenDevice(path string) (*Device, error) {
 		}
 		return nil, fmt.Errorf("engine: device: %w", err)
 	}
-	d := &Device{path: path, file: f, fd: int32(f.Fd()), minIO: 512}
+	d := &Device{path: path, file: f, fd: int32(f.Fd()), minIO: 512, drained: make(chan struct{}, 1)}
 	id, isBlk, err := statID(f)
 	if err != nil {
 		f.Close()
@@ -128,4 +130,42 @@ func readsPunted(fd int32, isBlk bool) bool {
 	}
 	ok, err := uring.NonblockingReads(fd)
 	return err != nil || !ok
+}
+
+// endWrite takes an origin write out of the count Take's barrier waits on,
+// and tells a waiting Take when it was the last one.
+func (d *Device) endWrite() {
+	if d.inflight.Add(-1) == 0 && d.barrier.Load() {
+		select {
+		case d.drained <- struct{}{}:
+		default: // a signal is already pending
+		}
+	}
+}
+
+// waitDrained waits, with the barrier up, until no origin write is in
+// flight or ctx ends. Both sides use sequentially consistent atomics: either
+// endWrite sees the barrier and signals, or this sees the count at zero.
+func (d *Device) waitDrained(ctx context.Context) error {
+	for d.inflight.Load() != 0 {
+		select {
+		case <-d.drained:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// liftBarrier ends a Take (taken, abandoned or destroyed): writes held at
+// the barrier go on.
+func (d *Device) liftBarrier() {
+	d.takeMu.Lock()
+	d.barrier.Store(false)
+	waiters := d.takeWait
+	d.takeWait = nil
+	d.takeMu.Unlock()
+	for _, r := range waiters {
+		r.q.wake(r, nil)
+	}
 }

@@ -15,7 +15,8 @@
 // while the whole chunk is read from the original into a buffer (one
 // io_uring read); the chunk is then "in memory", the write proceeds, and a
 // store worker writes the buffer to the difference storage ("stored").
-// Chunk states: new → loading → in memory ↔ storing → stored, or failed.
+// Chunk states: new → loading → in memory ↔ storing → stored, or failed
+// (diagram below).
 // At most Options.ChunkMaximumInQueue chunks per device are in memory;
 // beyond that, writers wait for the store workers (bounded memory).
 //
@@ -60,6 +61,54 @@
 // caller's, slots and lists are preallocated, and buffers come from a
 // per-device pinned arena of ChunkMaximumInQueue chunk buffers.
 //
+// # Request states
+//
+// A request's state (states.go, reqState) changes only through
+// Request.to, on its queue's goroutine; builds with the invariants tag or
+// the race detector panic on an edge not drawn here:
+//
+//	idle --Submit--> active --(its own origin I/O queued)--> issued --(CQE)--> done
+//	                 active --(chunk loading, readers, no buffer, Take)--> parked --(woken)--> active
+//	                 active --(finished or failed)--> done
+//	                 parked --(queue closed)--> done
+//	                 issued --(write-zeroes refused: EOPNOTSUPP)--> punching --(CQE)--> done
+//	done --(Poll or TakeDone returns it)--> idle
+//
+// Beside its state a live request holds at most two things (reqHolds),
+// given back when it finishes: its count in Device.inflight (an origin
+// write; Take waits for it) and a reference on the snapshot (Done waits
+// for it). An image request, or a copy-on-write write still walking its
+// chunks, can finish when it is settled: active, nothing pending, and
+// every chunk walked or an error.
+//
+// # Chunk states
+//
+// A chunk's state (states.go, chunkState) changes only through chunk.to,
+// under the chunk's lock:
+//
+//	new --(copy-on-write, image write)--> loading --(read OK)--> in memory
+//	new --(image write of the whole chunk)--> in memory
+//	loading --(read of the original failed: the write fails, the original is untouched)--> new
+//	loading --(read of the difference storage failed)--> failed
+//	in memory --(a store worker takes it)--> storing --(written)--> stored
+//	storing --(an image write changed it meanwhile)--> in memory
+//	storing --(write failed, no region)--> failed
+//	stored --(image write: load it back)--> loading
+//
+// Failed is final: the image is corrupted first (ErrCorrupted), so that no
+// reader sees a failed chunk before the corruption.
+//
+// # Source files
+//
+// request.go (Request, Op, validation), userdata.go (the SQE user_data
+// codec, uring's shared layout), queue.go (Queue lifecycle and Poll),
+// close.go (Close, which never abandons a request), wake.go (parked
+// requests handed back), inject.go (the fault seam), cow.go (the copy-on-write path of origin writes), image.go
+// (the image path), prep.go (SQE preparation), complete.go (completion
+// dispatch), states.go (the two state machines), chunk.go (chunks, buffers,
+// wait lists), storage.go (the difference storage), snapshot.go (Snapshot,
+// Take, Destroy, the store workers).
+//
 // # Errors
 //
 // Bad input is refused with an error wrapping ErrInvalid before anything
@@ -72,7 +121,14 @@
 //
 // # Fault injection
 //
-// Options.Faults takes a FaultPlan: I/O to an original or to the difference
-// storage, by direction and offset range, fails with an errno or moves half
-// its bytes. Tests use it to prove the corrupted and overflow semantics.
+// Every engine I/O passes one seam (inject.go) before it is issued: origin
+// reads, writes, discards, write-zeroes and flushes, chunk loads and
+// stores, image reads, and the difference storage's growth and appended
+// files' allocation, each described as a FaultIO. Options.Inject takes an
+// Injector, composed from FailWith and ShortIO with If (OnOps, OnTarget,
+// OnDevice, InRange, AllOf), OnNth, Times, Randomly (seeded) and AnyOf; the
+// injected result replaces the I/O (on a queue's ring, a NOP whose result
+// the queue substitutes: no user_data bits are spent on it). Options.Faults
+// takes a FaultPlan, the older table of read and write faults, consulted
+// first. Tests use both to prove the corrupted and overflow semantics.
 package engine

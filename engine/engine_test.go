@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"errors"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,43 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// newOrigin makes a file of size bytes filled from seed.
-func newOrigin(t testing.TB, dir string, size int64, seed int64) (*Device, []byte) {
-	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	data := make([]byte, size)
-	rand.New(rand.NewSource(seed)).Read(data)
-	path := filepath.Join(dir, "origin-"+time.Now().Format("150405.000000000"))
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d, err := OpenDevice(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d, data
-}
-
 func smallOpts() Options {
 	return Options{ChunkMinimumShift: 16, ChunkMaximumInQueue: 4, DiffStorageMinimum: 1 << 20}
 }
 
-func newSnap(t testing.TB, devs []*Device, limit int64, opts Options) *Snapshot {
-	t.Helper()
-	s, err := NewSnapshot(devs, StorageConfig{Path: t.TempDir(), Limit: limit}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Destroy(); <-s.Done() })
-	return s
-}
-
 func TestBasicCOW(t *testing.T) {
-	d, orig := newOrigin(t, "", 4<<20, 1)
-	s := newSnap(t, []*Device{d}, 64<<20, smallOpts())
+	d, orig := tuOrigin(t, "", 4<<20, 1)
+	s := tuSnap(t, []*Device{d}, StorageConfig{Limit: 64 << 20}, smallOpts())
 	if err := s.Take(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,10 +53,7 @@ func TestBasicCOW(t *testing.T) {
 		t.Fatal("image write reached the origin")
 	}
 	// Let the store workers store everything, then read again from the diff storage.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().ChunksInMemory > 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	waitStored(t, s)
 	st := s.Stats()
 	if st.ChunksStored < 3 || st.ChunksCopied != 2 {
 		t.Fatalf("stats %+v", st)
@@ -111,9 +77,9 @@ func TestWriteZeroesOnTmpfs(t *testing.T) {
 	if _, err := os.Stat("/dev/shm"); err != nil {
 		t.Skip("no /dev/shm")
 	}
-	d, orig := newOrigin(t, "/dev/shm", 1<<20, 5)
+	d, orig := tuOrigin(t, "/dev/shm", 1<<20, 5)
 	t.Cleanup(func() { os.Remove(d.Path()) })
-	s := newSnap(t, []*Device{d}, 16<<20, smallOpts())
+	s := tuSnap(t, []*Device{d}, StorageConfig{Limit: 16 << 20}, smallOpts())
 	if err := s.Take(); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +113,7 @@ func TestWriteZeroesOnTmpfs(t *testing.T) {
 // when the snapshot is refused, and no snapshot may use another live
 // snapshot's original as its difference storage.
 func TestStorageRefusals(t *testing.T) {
-	d1, _ := newOrigin(t, "", 1<<20, 1)
+	d1, _ := tuOrigin(t, "", 1<<20, 1)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "diff.img")
 	if _, err := NewSnapshot([]*Device{d1}, StorageConfig{Path: missing}, smallOpts()); !errors.Is(err, ErrInvalid) {
@@ -156,8 +122,8 @@ func TestStorageRefusals(t *testing.T) {
 	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("refused snapshot left %s behind (%v)", missing, err)
 	}
-	s1 := newSnap(t, []*Device{d1}, 16<<20, smallOpts())
-	d2, _ := newOrigin(t, "", 1<<20, 2)
+	s1 := tuSnap(t, []*Device{d1}, StorageConfig{Limit: 16 << 20}, smallOpts())
+	d2, _ := tuOrigin(t, "", 1<<20, 2)
 	if _, err := NewSnapshot([]*Device{d2}, StorageConfig{Path: d1.Path(), Limit: 1 << 20}, smallOpts()); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("another snapshot's original as storage: %v", err)
 	}
@@ -189,7 +155,7 @@ func TestQueueCloseDisarms(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.PrepRead(int32(q.efd), q.efdBuf, 0)
-	s.SetUserData(packUD(0, kindEvent, 0, 0))
+	s.SetUserData(packUD(0, kindEvent, 0))
 	q.armed = true
 	if _, err := q.ring.Submit(); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -63,8 +64,11 @@ func (e Event) String() string {
 }
 
 // eventQueue is bounded: an event that does not fit is counted and dropped,
-// never blocking the I/O path that raised it.
+// never blocking the I/O path that raised it. It is closed when its
+// snapshot is finalized; an event raised after that is dropped.
 type eventQueue struct {
+	mu      sync.Mutex // orders raise against close
+	closed  bool
 	ch      chan Event
 	dropped atomic.Int64
 }
@@ -73,9 +77,26 @@ func newEventQueue(n int) *eventQueue { return &eventQueue{ch: make(chan Event, 
 
 func (q *eventQueue) raise(e Event) {
 	e.Time = time.Now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		q.dropped.Add(1)
+		return
+	}
 	select {
 	case q.ch <- e:
 	default:
 		q.dropped.Add(1)
+	}
+}
+
+// close ends the channel: a consumer ranging over Events stops once it has
+// read what was queued.
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
 	}
 }

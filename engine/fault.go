@@ -31,9 +31,10 @@ type Fault struct {
 	Times  int
 }
 
-// FaultPlan is a set of faults, consulted before every engine I/O. The
-// injected result replaces the I/O, which is not issued (a short fault
-// issues half of it).
+// FaultPlan is a set of faults on reads and writes, an Injector
+// (Options.Faults puts it in front of Options.Inject). The injected result
+// replaces the I/O, which is not issued (a short fault issues half of it).
+// A Fault's Device filters FaultOrigin I/O only.
 type FaultPlan struct {
 	mu     sync.Mutex
 	faults []Fault
@@ -69,7 +70,7 @@ func (p *FaultPlan) match(t FaultTarget, d *Device, write bool, off, n int64) (F
 	defer p.mu.Unlock()
 	for i := range p.faults {
 		f := &p.faults[i]
-		if f.Target != t || f.Write != write || (f.Device != nil && f.Device != d) {
+		if f.Target != t || f.Write != write || (t == FaultOrigin && f.Device != nil && f.Device != d) {
 			continue
 		}
 		if f.Len != 0 && (off+n <= f.Off || off >= f.Off+f.Len) {
@@ -88,4 +89,21 @@ func (p *FaultPlan) match(t FaultTarget, d *Device, write bool, off, n int64) (F
 		return *f, true
 	}
 	return Fault{}, false
+}
+
+// Inject is the plan as an Injector: it sees reads and writes only; a
+// matching fault with no errno is a short I/O.
+func (p *FaultPlan) Inject(io FaultIO) (Injection, bool) {
+	if io.Op != FaultRead && io.Op != FaultWrite {
+		return Injection{}, false
+	}
+	d := io.Device
+	if io.Target != FaultOrigin {
+		d = nil
+	}
+	f, ok := p.match(io.Target, d, io.Op == FaultWrite, io.Off, io.Len)
+	if !ok {
+		return Injection{}, false
+	}
+	return Injection{Errno: f.Errno, Short: f.Errno == 0}, true
 }

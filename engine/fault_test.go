@@ -80,7 +80,7 @@ func TestFaultCOWReadFailsWrite(t *testing.T) {
 			copy(want[off:], w)
 			tuMustEqual(t, "origin", tuRead(t, d, 0, len(data)), want, 0)
 			tuMustEqual(t, "image", tuRead(t, img, 0, len(data)), data, 0)
-			tuWaitStored(t, s)
+			waitStored(t, s)
 			tuMustEqual(t, "image from the difference storage", tuRead(t, img, 0, len(data)), data, 0)
 			if n := tuCountKind(tuDrainEvents(s), EventCorrupted, ""); n != 0 {
 				t.Fatalf("%d corrupted events", n)
@@ -117,7 +117,7 @@ func TestFaultDiffWriteCorruptsOneDevice(t *testing.T) {
 			}
 			ev, _ := tuWaitEvent(t, s, EventCorrupted, a.Path())
 			wantFaultErr(t, "corrupted event", ev.Err, fk.errno, fk.short)
-			tuWaitStored(t, s)
+			waitStored(t, s)
 			for _, off := range []int64{0, chunk, 5 * chunk} {
 				if _, err := imgA.ReadAt(make([]byte, 4096), off); !errors.Is(err, ErrCorrupted) {
 					t.Fatalf("image A read at %d: %v, want ErrCorrupted", off, err)
@@ -146,7 +146,7 @@ func TestFaultDiffWriteCorruptsOneDevice(t *testing.T) {
 			if _, err := b.WriteAt(wB, 3*chunk-1024); err != nil {
 				t.Fatal(err)
 			}
-			tuWaitStored(t, s)
+			waitStored(t, s)
 			tuMustEqual(t, "image B", tuRead(t, imgB, 0, len(dataB)), dataB, 0)
 			wantB := append([]byte(nil), dataB...)
 			copy(wantB[3*chunk-1024:], wB)
@@ -187,7 +187,7 @@ func TestFaultDiffReadFailsImageRead(t *testing.T) {
 			if _, err := d.WriteAt(tuPattern(chunk, 2), 2*chunk); err != nil {
 				t.Fatal(err)
 			}
-			tuWaitStored(t, s)
+			waitStored(t, s)
 			tuMustEqual(t, "image", tuRead(t, img, 0, len(data)), data, 0)
 			plan.Add(Fault{Target: FaultDiffStorage, Errno: fk.errno, Short: fk.short, Times: 1})
 			_, err := img.ReadAt(make([]byte, 2*chunk), 2*chunk-chunk/2)
@@ -228,7 +228,7 @@ func TestOverflow(t *testing.T) {
 		tuMustEqual(t, fmt.Sprintf("origin after write %d", i), tuRead(t, a, off, chunk), w, off)
 	}
 	_, seen := tuWaitEvent(t, s, EventCorrupted, a.Path())
-	tuWaitStored(t, s)
+	waitStored(t, s)
 	seen = append(seen, tuDrainEvents(s)...)
 	if tuCountKind(seen, EventNoSpace, "") != 1 {
 		t.Errorf("no-space events: %v, want one", seen)
@@ -313,7 +313,7 @@ func TestLowFreeSpaceGrowth(t *testing.T) {
 		if _, err := d.WriteAt(tuPattern(4096, k), (k-1)*chunk); err != nil {
 			t.Fatal(err)
 		}
-		tuWaitStored(t, s)
+		waitStored(t, s)
 		evs = append(evs, tuDrainEvents(s)...)
 		if k > 48 {
 			continue
@@ -368,7 +368,7 @@ func TestAppendStorageClearsLowSpace(t *testing.T) {
 		if _, err := d.WriteAt(tuPattern(512, k), k*chunk); err != nil {
 			t.Fatal(err)
 		}
-		tuWaitStored(t, s)
+		waitStored(t, s)
 		evs = append(evs, tuDrainEvents(s)...)
 	}
 	lows := func() int { return tuCountKind(evs, EventLowFreeSpace, "") }
@@ -449,7 +449,7 @@ func overflowEvents(t *testing.T, queueSize int, consume bool) (*Snapshot, []Eve
 	if _, err := d.WriteAt(tuPattern(20*4096, 2), 4096); err != nil {
 		t.Fatal(err)
 	}
-	tuWaitStored(t, s)
+	waitStored(t, s)
 	if consume {
 		close(stop)
 		<-done

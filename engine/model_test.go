@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"pgregory.net/rapid"
@@ -45,6 +44,7 @@ func TestModel(t *testing.T) {
 			"take":        m.take,
 			"append":      m.appendStorage,
 			"fault":       m.injectFault,
+			"seamFault":   m.injectSeamFault,
 			"clearFaults": m.clearFaults,
 			"waitStored":  m.waitStored,
 			"verify":      m.verify,
@@ -119,6 +119,7 @@ type model struct {
 	devs   []*modelDev
 	snap   *Snapshot
 	plan   *FaultPlan
+	seam   seamHolder
 	queues []*asyncQ
 	chunk  int64
 	maxReq int64
@@ -129,6 +130,9 @@ type model struct {
 	fOrigRead  bool // origin read faults armed (COW loads and image reads of the original may fail)
 	fOrigWrite bool // origin write faults armed (a failed origin write may be partly done)
 	fDiff      bool // difference-storage faults armed
+	fFalloc    bool // origin discard and write-zeroes faults armed (a failed one leaves the origin untouched)
+	fAppend    bool // faults on appended files' allocation armed (AppendStorage may fail)
+	everGrow   bool // a growth fault was armed (no-space, overflow and corruption allowed)
 	appends    int
 }
 
@@ -147,6 +151,7 @@ func newModel(t *rapid.T) *model {
 		StoreWorkers:           rapid.IntRange(1, 3).Draw(t, "storeWorkers"),
 		DiffStorageMinimum:     1 << 20,
 		Faults:                 m.plan,
+		Inject:                 &m.seam,
 	}
 	limit := int64(1 << 30)
 	if rapid.Bool().Draw(t, "smallLimit") {
@@ -266,7 +271,31 @@ func (m *model) extent(t *rapid.T, md *modelDev) (off, n int64) {
 	return off * 512, n * 512
 }
 
-func (m *model) corruptible() bool { return m.limitSmall || m.everDiff }
+func (m *model) corruptible() bool { return m.limitSmall || m.everDiff || m.everGrow }
+
+// seamHolder is the model's injector for the paths the fault plan does not
+// reach (discard, write-zeroes, the storage's fallocates): replaced and
+// cleared between steps, consulted from any goroutine.
+type seamHolder struct {
+	mu  sync.Mutex
+	inj Injector
+}
+
+func (h *seamHolder) Inject(io FaultIO) (Injection, bool) {
+	h.mu.Lock()
+	inj := h.inj
+	h.mu.Unlock()
+	if inj == nil {
+		return Injection{}, false
+	}
+	return inj.Inject(io)
+}
+
+func (h *seamHolder) set(inj Injector) {
+	h.mu.Lock()
+	h.inj = inj
+	h.mu.Unlock()
+}
 
 // originResult applies an origin write's outcome to the model.
 func (m *model) originResult(t *rapid.T, md *modelDev, what string, off int64, data []byte, noWait bool, err error) {
@@ -284,6 +313,9 @@ func (m *model) originResult(t *rapid.T, md *modelDev, what string, off int64, d
 	case what == OpOriginWriteZeroes.String() && errors.Is(err, unix.EOPNOTSUPP):
 		// FALLOC_FL_ZERO_RANGE is not supported by every filesystem
 		// (tmpfs); nothing was written.
+	case m.fFalloc && (what == OpOriginDiscard.String() || what == OpOriginWriteZeroes.String()) && tuIsIOErr(err):
+		// The injected fault replaced the fallocate: the original is
+		// untouched (its chunks were copied first, which is harmless).
 	case (m.fOrigRead || m.fOrigWrite) && tuIsIOErr(err):
 		if m.fOrigWrite {
 			md.origin.maybe(off, data) // a short write may have done part of it
@@ -524,7 +556,9 @@ func (m *model) appendStorage(t *rapid.T) {
 	}
 	n := rapid.Int64Range(1, 64).Draw(t, "appendPages") * 4096
 	used, capacity, limit := m.snap.storage.stats()
-	if err := m.snap.AppendStorage(path, 0, n); err != nil {
+	if err := m.snap.AppendStorage(path, 0, n); err != nil && m.fAppend && tuIsIOErr(err) {
+		return // the injected fault failed the allocation; nothing was appended
+	} else if err != nil {
 		t.Fatalf("append storage %d bytes: %v", n, err)
 	}
 	used2, capacity2, limit2 := m.snap.storage.stats()
@@ -567,20 +601,41 @@ func (m *model) injectFault(t *rapid.T) {
 	m.plan.Add(f)
 }
 
+// injectSeamFault arms, through the fault seam, faults on what the plan
+// cannot reach: origin discards and write-zeroes, the difference storage's
+// growth and appended files' allocation; a few of them, drawn at random
+// from a seed.
+func (m *model) injectSeamFault(t *rapid.T) {
+	var ops []FaultOp
+	if rapid.Bool().Draw(t, "seamFalloc") {
+		ops = append(ops, FaultDiscard, FaultWriteZeroes)
+		m.fFalloc = true
+	}
+	if rapid.Bool().Draw(t, "seamGrow") {
+		ops = append(ops, FaultGrow)
+		m.everGrow = true
+	}
+	if rapid.Bool().Draw(t, "seamAppend") {
+		ops = append(ops, FaultFallocate)
+		m.fAppend = true
+	}
+	if len(ops) == 0 {
+		return
+	}
+	errno := rapid.SampledFrom([]unix.Errno{unix.EIO, unix.ENOSPC}).Draw(t, "seamErrno")
+	p := rapid.SampledFrom([]float64{0.25, 0.5, 1}).Draw(t, "seamProbability")
+	m.seam.set(Times(rapid.IntRange(1, 3).Draw(t, "seamTimes"),
+		If(OnOps(ops...), Randomly(p, rapid.Int64().Draw(t, "seamSeed"), FailWith(errno)))))
+}
+
 func (m *model) clearFaults(t *rapid.T) {
+	m.seam.set(nil)
+	m.fFalloc, m.fAppend = false, false
 	m.plan.Clear()
 	m.fOrigRead, m.fOrigWrite, m.fDiff = false, false, false
 }
 
-func (m *model) waitStored(t *rapid.T) {
-	deadline := time.Now().Add(10 * time.Second)
-	for m.snap.Stats().ChunksInMemory > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("chunks stay in memory: %+v", m.snap.Stats())
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
+func (m *model) waitStored(t *rapid.T) { waitStored(t, m.snap) }
 
 // checkEvents runs after every step: events must be explained by the model.
 func (m *model) checkEvents(t *rapid.T) {
@@ -588,7 +643,7 @@ func (m *model) checkEvents(t *rapid.T) {
 		switch e.Kind {
 		case EventLowFreeSpace:
 		case EventNoSpace, EventOverflow:
-			if !m.limitSmall {
+			if !m.limitSmall && !m.everGrow {
 				t.Fatalf("event %v with a storage that cannot fill", e)
 			}
 		case EventCorrupted:

@@ -73,7 +73,7 @@ func TestNoWait(t *testing.T) {
 	copy(want[2*chunk:], w)
 	succeeded(noWait(OpOriginWrite, 2*chunk+512, 4096))                 // in memory
 	wouldBlock(noWait(OpOriginWrite, 3*chunk-1024, 2048))               // straddles into new chunk 3
-	tuWaitStored(t, s)                                                  // chunk 2 stored
+	waitStored(t, s)                                                    // chunk 2 stored
 	succeeded(noWait(OpOriginWrite, 2*chunk+8192, 4096))                // stored
 	if _, err := img.WriteAt(tuPattern(512, 10), 5*chunk); err != nil { // an image write copies chunk 5
 		t.Fatal(err)

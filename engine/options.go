@@ -1,11 +1,30 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
 
 // Options are the engine's parameters, named and defaulted as blksnap's.
+//
+// One concept, one name: each option is named after blksnap's module
+// parameter, and the engine's errors use that name. Where another layer
+// already spells the concept differently, the spelling stays (users
+// depend on it) and this is the mapping:
+//
+//	Options field            blksnap / scenario engine key   elsewhere
+//	DiffStorageMinimum       diff_storage_minimum            the growth portion: scenario diff_storage.portion
+//	                                                         (overrides it), CLI --portion, diffStorage.portion
+//	ChunkMaximumInQueue      chunk_maximum_in_queue          the in-memory chunk budget: CLI --chunks-in-memory;
+//	                                                         Stats.ChunksInMemory and result counter
+//	                                                         store_queue_chunks count what it bounds
+//	ChunkMinimumShift        chunk_minimum_shift             CLI --chunk-shift
+//	ChunkMaximumShift        chunk_maximum_shift
+//	ChunkMaximumCount        chunk_maximum_count
+//	FreeDiffBufferPoolSize   free_diff_buffer_pool_size
+//	StoreWorkers             store_workers
+//	EventQueueSize           (engine only)                   Snapshot.DroppedEvents, Stats.EventsDropped
 type Options struct {
 	// ChunkMinimumShift: chunks are at least 1<<ChunkMinimumShift bytes
 	// (blksnap default 18: 256 KiB).
@@ -34,8 +53,12 @@ type Options struct {
 	StoreWorkers int
 	// EventQueueSize bounds the event queue (default 256).
 	EventQueueSize int
-	// Faults, when set, injects I/O errors (tests and failure drills).
+	// Faults, when set, injects read and write errors (tests and failure
+	// drills); it is asked before Inject.
 	Faults *FaultPlan
+	// Inject, when set, sees every engine I/O before it is issued and may
+	// replace it with an injected result (see Injector).
+	Inject Injector
 }
 
 // Defaults as in blksnap.
@@ -79,7 +102,9 @@ func (o *Options) EnsureDefaults() *Options {
 	return o
 }
 
-// Validate checks every option; call it after EnsureDefaults.
+// Validate checks every option; call it after EnsureDefaults. It reports
+// every problem at once (errors.Join), each wrapping ErrInvalid and naming
+// the option by its blksnap name.
 func (o *Options) Validate() error {
 	page := uint(12)
 	if ps := os.Getpagesize(); ps > 0 {
@@ -87,25 +112,35 @@ func (o *Options) Validate() error {
 			page++
 		}
 	}
-	switch {
-	case o.ChunkMinimumShift < page || o.ChunkMinimumShift > 30:
-		return fmt.Errorf("%w: chunk_minimum_shift %d: want %d..30", ErrInvalid, o.ChunkMinimumShift, page)
-	case o.ChunkMaximumShift < o.ChunkMinimumShift || o.ChunkMaximumShift > 30:
-		return fmt.Errorf("%w: chunk_maximum_shift %d: want chunk_minimum_shift (%d)..30", ErrInvalid, o.ChunkMaximumShift, o.ChunkMinimumShift)
-	case o.ChunkMaximumCount < 1:
-		return fmt.Errorf("%w: chunk_maximum_count must be positive", ErrInvalid)
-	case o.ChunkMaximumInQueue < 1 || o.ChunkMaximumInQueue > 4096:
-		return fmt.Errorf("%w: chunk_maximum_in_queue %d: want 1..4096", ErrInvalid, o.ChunkMaximumInQueue)
-	case o.FreeDiffBufferPoolSize < 0 || o.FreeDiffBufferPoolSize > 1<<16:
-		return fmt.Errorf("%w: free_diff_buffer_pool_size %d: want 0..65536", ErrInvalid, o.FreeDiffBufferPoolSize)
-	case o.DiffStorageMinimum < 1<<o.ChunkMaximumShift && o.DiffStorageMinimum < 1<<20 || o.DiffStorageMinimum%4096 != 0:
-		return fmt.Errorf("%w: diff_storage_minimum %d: want a multiple of 4096, at least 1 MiB", ErrInvalid, o.DiffStorageMinimum)
-	case o.StoreWorkers < 1 || o.StoreWorkers > 64:
-		return fmt.Errorf("%w: store_workers %d: want 1..64", ErrInvalid, o.StoreWorkers)
-	case o.EventQueueSize < 1 || o.EventQueueSize > 1<<20:
-		return fmt.Errorf("%w: event queue size %d: want 1..1048576", ErrInvalid, o.EventQueueSize)
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
 	}
-	return nil
+	if o.ChunkMinimumShift < page || o.ChunkMinimumShift > 30 {
+		bad("chunk_minimum_shift %d: want %d..30", o.ChunkMinimumShift, page)
+	}
+	if o.ChunkMaximumShift < o.ChunkMinimumShift || o.ChunkMaximumShift > 30 {
+		bad("chunk_maximum_shift %d: want chunk_minimum_shift (%d)..30", o.ChunkMaximumShift, o.ChunkMinimumShift)
+	}
+	if o.ChunkMaximumCount < 1 {
+		bad("chunk_maximum_count must be positive")
+	}
+	if o.ChunkMaximumInQueue < 1 || o.ChunkMaximumInQueue > 4096 {
+		bad("chunk_maximum_in_queue %d: want 1..4096", o.ChunkMaximumInQueue)
+	}
+	if o.FreeDiffBufferPoolSize < 0 || o.FreeDiffBufferPoolSize > 1<<16 {
+		bad("free_diff_buffer_pool_size %d: want 0..65536", o.FreeDiffBufferPoolSize)
+	}
+	if o.DiffStorageMinimum < 1<<o.ChunkMaximumShift && o.DiffStorageMinimum < 1<<20 || o.DiffStorageMinimum%4096 != 0 {
+		bad("diff_storage_minimum %d: want a multiple of 4096, at least 1 MiB", o.DiffStorageMinimum)
+	}
+	if o.StoreWorkers < 1 || o.StoreWorkers > 64 {
+		bad("store_workers %d: want 1..64", o.StoreWorkers)
+	}
+	if o.EventQueueSize < 1 || o.EventQueueSize > 1<<20 {
+		bad("event queue size %d: want 1..1048576", o.EventQueueSize)
+	}
+	return errors.Join(errs...)
 }
 
 // ChunkShift computes a device's chunk size as blksnap does: start from the

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"testing"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -51,13 +50,7 @@ func TestBufferPoolKeepsWarmBuffers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for s.Stats().ChunksInMemory > 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("chunks not stored")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitStored(t, s)
 		if got := resident(); got != pool {
 			t.Fatalf("round %d, all stored: %d free buffers resident, want %d (free_diff_buffer_pool_size)", round, got, pool)
 		}

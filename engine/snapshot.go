@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -19,7 +20,7 @@ type Snapshot struct {
 	areas   []*diffArea
 	storage *diffStorage
 	events  *eventQueue
-	faults  *FaultPlan
+	inject  Injector // the fault seam (nil: none)
 
 	origins []fileID // the devices' identities, registered as live originals
 	storeQ  chan storeItem
@@ -63,7 +64,7 @@ func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot
 	if len(devs) == 0 {
 		return nil, fmt.Errorf("%w: a snapshot needs at least one device", ErrInvalid)
 	}
-	s := &Snapshot{opts: opts, events: newEventQueue(opts.EventQueueSize), faults: opts.Faults,
+	s := &Snapshot{opts: opts, events: newEventQueue(opts.EventQueueSize), inject: snapshotInjector(&opts),
 		quit: make(chan struct{}), finalDone: make(chan struct{})}
 	var ids []fileID
 	seen := map[fileID]bool{}
@@ -78,7 +79,7 @@ func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot
 		ids = append(ids, d.id)
 	}
 	var err error
-	if s.storage, err = newDiffStorage(storage, opts.DiffStorageMinimum, s.events, ids); err != nil {
+	if s.storage, err = newDiffStorage(storage, opts.DiffStorageMinimum, s.events, ids, s.inject); err != nil {
 		return nil, err
 	}
 	total := 0
@@ -139,20 +140,34 @@ func (s *Snapshot) Image(dev *Device) *Image {
 
 // Events delivers low-free-space, no-space, overflow and corrupted events.
 // The queue is bounded; events that find it full are counted in
-// DroppedEvents.
+// DroppedEvents. The channel is closed once the snapshot is finalized
+// (when Done is closed), after the last event.
 func (s *Snapshot) Events() <-chan Event { return s.events.ch }
 
 // DroppedEvents counts events lost because the consumer fell behind.
 func (s *Snapshot) DroppedEvents() int64 { return s.events.dropped.Load() }
 
-// Take switches copy-on-write on for every device at one instant. It is a
-// barrier over origin writes: writes acknowledged before Take are in the
-// images; writes submitted after it are not; writes in flight during Take
-// finish before copy-on-write starts (wholly in), while writes arriving
-// during Take wait for it (wholly out). Take waits for the writes in flight
-// to complete, so their queues' owners must keep polling meanwhile: do not
-// call Take from a goroutine that owns a queue with origin writes in flight.
+// DefaultTakeTimeout bounds Take's wait for the origin writes in flight.
+const DefaultTakeTimeout = 30 * time.Second
+
+// Take is TakeContext with a deadline DefaultTakeTimeout from now.
 func (s *Snapshot) Take() error {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTakeTimeout)
+	defer cancel()
+	return s.TakeContext(ctx)
+}
+
+// TakeContext switches copy-on-write on for every device at one instant.
+// It is a barrier over origin writes: writes acknowledged before Take are
+// in the images; writes submitted after it are not; writes in flight during
+// Take finish before copy-on-write starts (wholly in), while writes
+// arriving during Take wait for it (wholly out). Take waits for the writes
+// in flight to complete, so their queues' owners must keep polling
+// meanwhile: do not call Take from a goroutine that owns a queue with
+// origin writes in flight. If ctx ends first, the barrier is lifted, the
+// snapshot is not taken (Take may be tried again) and the error wraps
+// ctx.Err() (context.DeadlineExceeded for a timeout).
+func (s *Snapshot) TakeContext(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.destroyed.Load() {
@@ -165,8 +180,12 @@ func (s *Snapshot) Take() error {
 		a.dev.barrier.Store(true)
 	}
 	for _, a := range s.areas {
-		for a.dev.inflight.Load() != 0 {
-			time.Sleep(20 * time.Microsecond)
+		if err := a.dev.waitDrained(ctx); err != nil {
+			for _, b := range s.areas {
+				b.dev.liftBarrier()
+			}
+			return fmt.Errorf("engine: take: device %s: %d origin writes still in flight (their queues' owners must keep polling): %w",
+				a.dev.path, a.dev.inflight.Load(), err)
 		}
 	}
 	for _, a := range s.areas {
@@ -174,14 +193,7 @@ func (s *Snapshot) Take() error {
 	}
 	s.taken = true
 	for _, a := range s.areas {
-		a.dev.takeMu.Lock()
-		a.dev.barrier.Store(false)
-		waiters := a.dev.takeWait
-		a.dev.takeWait = nil
-		a.dev.takeMu.Unlock()
-		for _, r := range waiters {
-			r.q.wake(r, nil)
-		}
+		a.dev.liftBarrier()
 	}
 	return nil
 }
@@ -239,14 +251,7 @@ func (s *Snapshot) Destroy() error {
 	s.workers.Wait()
 	for _, a := range s.areas {
 		a.wakeAll()
-		a.dev.takeMu.Lock()
-		waiters := a.dev.takeWait
-		a.dev.takeWait = nil
-		a.dev.barrier.Store(false)
-		a.dev.takeMu.Unlock()
-		for _, r := range waiters {
-			r.q.wake(r, nil)
-		}
+		a.dev.liftBarrier()
 	}
 	s.release()
 	return nil
@@ -293,6 +298,7 @@ func (s *Snapshot) finalize() {
 		}
 	}
 	s.finalErr = err
+	s.events.close()
 	close(s.finalDone)
 }
 
@@ -367,7 +373,7 @@ func (s *Snapshot) startStore(a *diffArea, n int64) (storeJob, bool) {
 		c.mu.Unlock()
 		return storeJob{}, false
 	}
-	c.state = stateStoring
+	c.to(stateStoring)
 	c.flags &^= flagDirty
 	j := storeJob{area: a, chunk: n, idx: c.data, want: int(a.chunkLen(n))}
 	c.mu.Unlock()
@@ -389,12 +395,14 @@ func (s *Snapshot) writeJobs(ring *uring.Ring, cqes []uring.CQE, jobs []storeJob
 		}
 		reg := s.storage.locate(j.logical)
 		buf := j.area.buffer(j.idx, j.chunk)
-		if f, ok := s.faults.match(FaultDiffStorage, nil, true, reg.off, int64(len(buf))); ok {
-			if f.Errno != 0 {
-				j.err = fmt.Errorf("engine: store chunk to difference storage at %d: %w", reg.off, f.Errno)
-				continue
+		if s.inject != nil {
+			if got, ok := s.inject.Inject(FaultIO{Op: FaultWrite, Target: FaultDiffStorage, Device: j.area.dev, Off: reg.off, Len: int64(len(buf))}); ok {
+				if got.Errno != 0 || !got.Short {
+					j.err = fmt.Errorf("engine: store chunk to difference storage at %d: %w", reg.off, got.errno())
+					continue
+				}
+				buf = buf[:len(buf)/2]
 			}
-			buf = buf[:len(buf)/2]
 		}
 		sqe, err := ring.NextSQE()
 		if err != nil {
@@ -440,16 +448,16 @@ func (s *Snapshot) finishStore(j *storeJob) {
 		// Mark the image corrupted before the chunk shows failed, so
 		// that once any image I/O got ErrCorrupted all of it does.
 		a.corrupt(j.err)
-		c.state = stateFailed
+		c.to(stateFailed)
 		a.failed.Add(1)
 		woken = a.unpark(n, c)
 	case c.flags&flagDirty != 0:
-		c.state = stateInMemory
+		c.to(stateInMemory)
 		c.mu.Unlock()
 		s.enqueueStore(a, n)
 		return
 	default:
-		c.state = stateStored
+		c.to(stateStored)
 		c.data = uint32(j.logical / storageUnit)
 		a.stored.Add(1)
 		woken = a.unpark(n, c)

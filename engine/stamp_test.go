@@ -159,7 +159,7 @@ func TestSectorStamps(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	tuWaitStored(t, s)
+	waitStored(t, s)
 	after := tuRead(t, img, 0, sectors*sectorSize)
 	tuMustEqual(t, "image read during writes vs after", during, after, 0)
 

@@ -55,21 +55,21 @@ func (q *Queue) writeState(w io.Writer, i int) {
 		if r == nil {
 			continue
 		}
-		fmt.Fprintf(w, "    slot %d: %s at %d+%d: pending %d, parked %v, issued %v, counted %v, err %v",
-			r.slot, r.Op, r.Off, r.length(), r.pending, r.parked, r.issued, r.counted, r.Err)
+		fmt.Fprintf(w, "    slot %d: %s at %d+%d: %s, pending %d, counted %v, err %v",
+			r.slot, r.Op, r.Off, r.length(), r.state, r.pending, r.holds&holdInflight != 0, r.Err)
 		if a := r.area; a != nil {
 			fmt.Fprintf(w, ", chunks %d..%d next %d", r.first, r.last, r.next)
-			if r.parked {
+			if r.state == reqParked {
 				fmt.Fprintf(w, ", waiting on chunk %d", r.waitChunk)
 			}
 			n := min(r.next, r.last)
-			if r.parked {
+			if r.state == reqParked {
 				n = r.waitChunk
 			}
 			if n >= 0 && n < a.nChunks {
 				c := &a.chunks[n]
 				if c.mu.TryLock() {
-					fmt.Fprintf(w, " (chunk %d: state %d, flags %#x, readers %d)", n, c.state, c.flags, c.readers)
+					fmt.Fprintf(w, " (chunk %d: %s, flags %#x, readers %d)", n, c.state, c.flags, c.readers)
 					c.mu.Unlock()
 				} else {
 					fmt.Fprintf(w, " (chunk %d: lock held)", n)

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -44,6 +44,15 @@ type extent struct {
 	punted   bool   // large reads go to io-wq marked async (see asyncIfLarge)
 }
 
+// extentLoc is what locate needs of an extent; none of it changes once the
+// extent is added.
+type extentLoc struct {
+	logical int64
+	physOff int64
+	fd      int32
+	punted  bool
+}
+
 // diffStorage is an append-only region allocator over extents. Regions are
 // never reused while the snapshot lives.
 type diffStorage struct {
@@ -56,6 +65,13 @@ type diffStorage struct {
 	noRaised  bool
 	usedTotal int64
 	originIDs []fileID
+	inject    Injector // the fault seam for the storage's fallocates
+
+	// index maps logical offsets to files for locate, without the mutex
+	// (which alloc holds while it waits for the grower's fallocate): an
+	// immutable slice, copied and republished by add under mu, as uring's
+	// arenas publish their registry.
+	index atomic.Pointer[[]extentLoc]
 
 	// The grower extends a growable extent in the background when what is
 	// left drops under half a portion, so store workers rarely wait on a
@@ -116,8 +132,8 @@ func blockDeviceSize(f *os.File) (int64, error) {
 	return int64(n), err
 }
 
-func newDiffStorage(cfg StorageConfig, portion int64, events *eventQueue, origins []fileID) (*diffStorage, error) {
-	s := &diffStorage{portion: portion, events: events, originIDs: origins,
+func newDiffStorage(cfg StorageConfig, portion int64, events *eventQueue, origins []fileID, inject Injector) (*diffStorage, error) {
+	s := &diffStorage{portion: portion, events: events, originIDs: origins, inject: inject,
 		growKick: make(chan struct{}, 1), growDone: make(chan struct{})}
 	s.grown = sync.NewCond(&s.mu)
 	go s.grower(s.growKick)
@@ -142,7 +158,7 @@ func (s *diffStorage) grower(kick <-chan struct{}) {
 		off, n := e.physOff+e.capacity, min(s.portion, e.maxLen-e.capacity)
 		s.mu.Unlock()
 		// Outside the lock: allocation below the capacity goes on.
-		err := unix.Fallocate(int(e.fd), 0, off, n)
+		err := s.fallocate(FaultGrow, e.fd, off, n)
 		s.mu.Lock()
 		if err == nil {
 			e.capacity += n
@@ -266,7 +282,7 @@ func (s *diffStorage) add(path string, off, length int64, first, overwrite bool)
 		if length <= 0 {
 			return fail(fmt.Errorf("%w: difference storage %s: a length is required to append a file", ErrInvalid, path))
 		}
-		if err := unix.Fallocate(int(e.fd), 0, off, length); err != nil {
+		if err := s.fallocate(FaultFallocate, e.fd, off, length); err != nil {
 			return fail(fmt.Errorf("engine: difference storage %s: fallocate %d bytes: %w", path, length, err))
 		}
 		e.capacity, e.maxLen = length, length
@@ -284,6 +300,7 @@ func (s *diffStorage) add(path string, off, length int64, first, overwrite bool)
 		e.logical = last.logical + last.maxLen
 	}
 	s.extents = append(s.extents, e)
+	s.publishIndexLocked()
 	// An append clears the low-space condition.
 	s.lowRaised, s.noRaised = false, false
 	if growable && s.portion > 0 {
@@ -328,11 +345,21 @@ func (s *diffStorage) growLocked(e *extent) error {
 	if n <= 0 {
 		return nil
 	}
-	if err := unix.Fallocate(int(e.fd), 0, e.physOff+e.capacity, n); err != nil {
+	if err := s.fallocate(FaultGrow, e.fd, e.physOff+e.capacity, n); err != nil {
 		return fmt.Errorf("engine: difference storage: fallocate %d bytes at %d: %w", n, e.capacity, err)
 	}
 	e.capacity += n
 	return nil
+}
+
+// fallocate allocates n bytes at off of fd, through the fault seam.
+func (s *diffStorage) fallocate(op FaultOp, fd int32, off, n int64) error {
+	if s.inject != nil {
+		if got, ok := s.inject.Inject(FaultIO{Op: op, Target: FaultDiffStorage, Off: off, Len: n}); ok {
+			return got.errno()
+		}
+	}
+	return unix.Fallocate(int(fd), 0, off, n)
 }
 
 // region is a piece of difference storage holding one chunk.
@@ -408,12 +435,29 @@ func (s *diffStorage) checkLowLocked() {
 	}
 }
 
-// locate maps a logical offset to a file and physical offset.
+// publishIndexLocked republishes locate's index after an extent was added.
+func (s *diffStorage) publishIndexLocked() {
+	idx := make([]extentLoc, len(s.extents))
+	for i, e := range s.extents {
+		idx[i] = extentLoc{logical: e.logical, physOff: e.physOff, fd: e.fd, punted: e.punted}
+	}
+	s.index.Store(&idx)
+}
+
+// locate maps a logical offset (one alloc returned) to a file and physical
+// offset. It takes no lock: the index it reads is immutable.
 func (s *diffStorage) locate(logical int64) region {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := sort.Search(len(s.extents), func(i int) bool { return s.extents[i].logical > logical }) - 1
-	e := s.extents[i]
+	idx := *s.index.Load()
+	lo, hi := 0, len(idx) // the last extent starting at or before logical
+	for hi-lo > 1 {
+		mid := int(uint(lo+hi) >> 1)
+		if idx[mid].logical > logical {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	e := &idx[lo]
 	return region{fd: e.fd, off: e.physOff + logical - e.logical, punted: e.punted}
 }
 

@@ -42,7 +42,7 @@ func TestTakeBarrier(t *testing.T) {
 	if err := q2.q.Submit(w2); err != nil {
 		t.Fatal(err)
 	}
-	if !w2.parked {
+	if w2.state != reqParked {
 		t.Fatal("a write arriving during Take was not held")
 	}
 	time.Sleep(2 * time.Millisecond)

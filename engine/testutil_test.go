@@ -161,14 +161,26 @@ func (a *asyncQ) run(reqs ...*Request) error {
 	return subErr
 }
 
-// tuWaitStored waits until no chunk is held in memory (all stored or
-// failed), so that image reads go to the difference storage.
-func tuWaitStored(t testing.TB, s *Snapshot) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+// storedDeadline bounds waitStored: the store workers of a healthy
+// snapshot empty its buffers in far less, even behind a benchmark's prefill.
+const storedDeadline = 60 * time.Second
+
+// fataler is what waitStored needs of a test: testing.TB or rapid's T.
+type fataler interface {
+	Fatalf(format string, args ...any)
+}
+
+// waitStored waits until no chunk is held in memory (all stored or
+// failed), so that image reads go to the difference storage; it fails t
+// after storedDeadline. The one "wait until stored" of the engine's tests.
+func waitStored(t fataler, s *Snapshot) {
+	if h, ok := t.(interface{ Helper() }); ok {
+		h.Helper()
+	}
+	deadline := time.Now().Add(storedDeadline)
 	for s.Stats().ChunksInMemory > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("chunks still in memory after 10 s: %+v", s.Stats())
+			t.Fatalf("chunks still in memory after %v: %+v", storedDeadline, s.Stats())
 		}
 		time.Sleep(200 * time.Microsecond)
 	}

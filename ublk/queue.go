@@ -26,14 +26,12 @@ const (
 	tagDead                     // aborted by the driver; not fetched again
 )
 
-// user_data layout of every SQE on a queue ring, as in ublksrv: the tag in
-// bits 0-15, an operation in bits 16-23, 32 bits of target data in bits
-// 24-55, and bit 63 set for target I/O (whose operation codes are the
-// target's own).
+// user_data layout of every SQE on a queue ring, as in ublksrv: uring's
+// shared layout (uring.PackUserData: the tag in bits 0-15, an operation in
+// bits 16-23, 32 bits of target data in bits 24-55), and bit 63 set for
+// target I/O (whose operation codes are the target's own).
 const (
-	udTarget   = 1 << 63
-	udOpShift  = 16
-	udDataShft = 24
+	udTarget = 1 << 63
 
 	udCmd     = 1 // FETCH_REQ / COMMIT_AND_FETCH_REQ
 	udCopyIn  = 2 // USER_COPY pread of a WRITE's data
@@ -42,11 +40,11 @@ const (
 )
 
 func packUserData(tag uint16, op uint8, data uint32) uint64 {
-	return uint64(tag) | uint64(op)<<udOpShift | uint64(data)<<udDataShft
+	return uring.PackUserData(tag, op, data)
 }
 
 func unpackUserData(ud uint64) (tag uint16, op uint8, data uint32) {
-	return uint16(ud), uint8(ud >> udOpShift), uint32(ud >> udDataShft)
+	return uring.UnpackUserData(ud)
 }
 
 // drainBatch is how many CQEs the loop copies out per Drain.

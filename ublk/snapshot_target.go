@@ -58,8 +58,10 @@ type snapQueue struct {
 // host adapts a ublk Queue to engine.Host.
 type host struct{ q *Queue }
 
+// SQE carries the engine's user_data (uring's shared layout, 56 bits) as
+// the target SQE's tag, op and data, and Completion packs them back.
 func (h host) SQE(ud uint64) (*uring.SQE, error) {
-	return h.q.TargetSQE(uint16(ud), uint8(ud>>16), uint32(ud>>24))
+	return h.q.TargetSQE(uring.UnpackUserData(ud))
 }
 
 func (h host) Wake() { h.q.Wake() }
@@ -139,7 +141,7 @@ func (t *snapshotTarget) Handle(q *Queue, tag uint16, io *IO) {
 // Completion forwards the CQE of an engine SQE.
 func (t *snapshotTarget) Completion(q *Queue, c TargetCompletion) {
 	sq := q.TargetData().(*snapQueue)
-	sq.eq.HandleCQE(uint64(c.Tag)|uint64(c.Op)<<16|uint64(c.Data)<<24, c.Res)
+	sq.eq.HandleCQE(uring.PackUserData(c.Tag, c.Op, c.Data), c.Res)
 	t.flush(q, sq)
 }
 
@@ -148,6 +150,15 @@ func (t *snapshotTarget) Wake(q *Queue) {
 	sq := q.TargetData().(*snapQueue)
 	sq.eq.RunReady()
 	t.flush(q, sq)
+}
+
+// Deinit closes the queue's engine queue, on the queue's goroutine once its
+// ring is closed: a request still waiting there (the queue stopped on an
+// error) is failed and releases its snapshot reference, so that the
+// snapshot's Done fires.
+func (t *snapshotTarget) Deinit(q *Queue) {
+	sq := q.TargetData().(*snapQueue)
+	sq.eq.Close() //nolint:errcheck // what it could not release stays referenced; nothing to report it to here
 }
 
 // Flush syncs the original.
@@ -180,7 +191,9 @@ var (
 	_ Discarder  = (*OriginTarget)(nil)
 	_ ZeroWriter = (*OriginTarget)(nil)
 	_ Sizer      = (*OriginTarget)(nil)
+	_ Deiniter   = (*OriginTarget)(nil)
 	_ Target     = (*ImageTarget)(nil)
+	_ Deiniter   = (*ImageTarget)(nil)
 	_ Waker      = (*ImageTarget)(nil)
 	_ Sizer      = (*ImageTarget)(nil)
 )

@@ -140,3 +140,22 @@ func TestLayoutMatchesHeader(t *testing.T) {
 	}
 	cprobe.Run(t, []string{"linux/io_uring.h", "sys/syscall.h"}, probe)
 }
+
+// TestUserDataRoundTrip: PackUserData and UnpackUserData are inverses over
+// bits 0-55, and the owner's bits 56-63 do not leak into the fields.
+func TestUserDataRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		id   uint16
+		op   uint8
+		data uint32
+	}{{0, 0, 0}, {1, 2, 3}, {0xffff, 0xff, 0xffffffff}, {0x1234, 0x56, 0x789abcde}} {
+		ud := PackUserData(c.id, c.op, c.data)
+		if ud>>UserDataBits != 0 {
+			t.Errorf("%+v: packed %#x uses bits above %d", c, ud, UserDataBits)
+		}
+		id, op, data := UnpackUserData(ud | 0xff<<UserDataBits)
+		if id != c.id || op != c.op || data != c.data {
+			t.Errorf("%+v: unpacked %d %d %d", c, id, op, data)
+		}
+	}
+}
