@@ -669,13 +669,15 @@ func storageConfig(cfg RunConfig) (engine.StorageConfig, string, error) {
 func engineOptions(sc *scenarios.Scenario) engine.Options {
 	e := sc.Engine
 	o := engine.Options{
-		ChunkMinimumShift:      uint(e.ChunkMinimumShift),
-		ChunkMaximumShift:      uint(e.ChunkMaximumShift),
-		ChunkMaximumCount:      uint64(e.ChunkMaximumCount),
-		ChunkMaximumInQueue:    e.ChunkMaximumInQueue,
-		FreeDiffBufferPoolSize: e.FreeDiffBufferPoolSize,
-		DiffStorageMinimum:     int64(e.DiffStorageMinimum),
-		StoreWorkers:           e.StoreWorkers,
+		ChunkMinimumShift:       uint(e.ChunkMinimumShift),
+		ChunkMaximumShift:       uint(e.ChunkMaximumShift),
+		ChunkMaximumCount:       uint64(e.ChunkMaximumCount),
+		ChunkMaximumInQueue:     e.ChunkMaximumInQueue,
+		FreeDiffBufferPoolSize:  e.FreeDiffBufferPoolSize,
+		DiffStorageMinimum:      int64(e.DiffStorageMinimum),
+		StoreWorkers:            e.StoreWorkers,
+		ImageReadBytesPerSecond: int64(e.ImageReadBytesPerSecond),
+		NoWriterPriority:        !e.WriterPriorityEnabled(),
 	}
 	if p := int64(sc.DiffStorage.Portion); p > 0 {
 		o.DiffStorageMinimum = p

@@ -133,6 +133,9 @@ func (a *diffArea) getBuffer(r *Request) (uint32, bool) {
 	r.to(reqParked)
 	r.parkedOn = parkBuffer
 	a.pool.waiters = append(a.pool.waiters, r)
+	if r.Op != OpImageWrite {
+		a.snap.gate.cowWaiting.Add(1) // image reads wait while it does
+	}
 	return 0, false
 }
 
@@ -160,6 +163,7 @@ func (a *diffArea) putBuffer(idx uint32, from *Queue) {
 	a.pool.Unlock()
 	for i, r := range waiters {
 		waiters[i] = nil
+		a.snap.gate.leftBufferWait(r)
 		r.q.wake(r, from)
 	}
 	a.pool.Lock()
@@ -167,6 +171,7 @@ func (a *diffArea) putBuffer(idx uint32, from *Queue) {
 		a.pool.spare = waiters[:0]
 	}
 	a.pool.Unlock()
+	a.snap.gate.reopen(from)
 }
 
 // park puts r on chunk n's wait list; called with the chunk's lock held.
@@ -230,6 +235,7 @@ func (a *diffArea) wakeAll() {
 	a.pool.waiters = nil
 	a.pool.Unlock()
 	for _, r := range waiters {
+		a.snap.gate.leftBufferWait(r)
 		r.q.wake(r, nil)
 	}
 }

@@ -132,7 +132,13 @@ func (r *Request) unlink() bool {
 		a := r.area
 		a.pool.Lock()
 		defer a.pool.Unlock()
-		return removeRequest(&a.pool.waiters, r)
+		if !removeRequest(&a.pool.waiters, r) {
+			return false
+		}
+		a.snap.gate.leftBufferWait(r)
+		return true
+	case parkGate:
+		return r.area.snap.gate.unlink(r)
 	case parkTake:
 		d := r.Device
 		d.takeMu.Lock()

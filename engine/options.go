@@ -53,6 +53,14 @@ type Options struct {
 	StoreWorkers int
 	// EventQueueSize bounds the event queue (default 256).
 	EventQueueSize int
+	// ImageReadBytesPerSecond throttles image reads of the whole snapshot
+	// to about this many bytes per second, as backup agents offer (0: no
+	// throttle, the default).
+	ImageReadBytesPerSecond int64
+	// NoWriterPriority turns the read gate off: image reads then run
+	// whatever the copy-on-write path is waiting for. By default they wait
+	// while an origin write waits for a chunk buffer (see gate.go).
+	NoWriterPriority bool
 	// Faults, when set, injects read and write errors (tests and failure
 	// drills); it is asked before Inject.
 	Faults *FaultPlan
@@ -136,6 +144,9 @@ func (o *Options) Validate() error {
 	}
 	if o.StoreWorkers < 1 || o.StoreWorkers > 64 {
 		bad("store_workers %d: want 1..64", o.StoreWorkers)
+	}
+	if o.ImageReadBytesPerSecond < 0 || o.ImageReadBytesPerSecond > 1<<40 {
+		bad("image_read_bytes_per_second %d: want 0 (no throttle)..1TiB", o.ImageReadBytesPerSecond)
 	}
 	if o.EventQueueSize < 1 || o.EventQueueSize > 1<<20 {
 		bad("event queue size %d: want 1..1048576", o.EventQueueSize)

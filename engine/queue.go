@@ -185,6 +185,9 @@ func (q *Queue) start(r *Request) {
 			q.finish(r, fmt.Errorf("%w: %s spans more than %d chunks", ErrInvalid, r.Op, maxSegments))
 			return
 		}
+		if r.Op == OpImageRead && !q.admit(r) {
+			return
+		}
 		q.advanceImage(r)
 	}
 }
@@ -195,6 +198,9 @@ func (q *Queue) finish(r *Request, err error) {
 	r.to(reqDone)
 	if r.holds&holdInflight != 0 {
 		r.Device.endWrite()
+	}
+	if r.holds&holdAdmitted != 0 {
+		r.area.snap.gate.done(q)
 	}
 	if r.holds&holdSnapshot != 0 {
 		r.area.snap.release()

@@ -34,6 +34,8 @@ type Snapshot struct {
 	finalErr  error
 	finalOnce sync.Once
 	finalDone chan struct{}
+
+	gate *readGate // image reads after the application's writes (gate.go)
 }
 
 type storeItem struct {
@@ -66,6 +68,7 @@ func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot
 	}
 	s := &Snapshot{opts: opts, events: newEventQueue(opts.EventQueueSize), inject: snapshotInjector(&opts),
 		quit: make(chan struct{}), finalDone: make(chan struct{})}
+	s.gate = newReadGate(s, &opts)
 	var ids []fileID
 	seen := map[fileID]bool{}
 	for _, d := range devs {
@@ -249,6 +252,7 @@ func (s *Snapshot) Destroy() error {
 	s.mu.Unlock()
 	close(s.quit)
 	s.workers.Wait()
+	s.gate.stop()
 	for _, a := range s.areas {
 		a.wakeAll()
 		a.dev.liftBarrier()

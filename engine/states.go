@@ -58,6 +58,7 @@ const (
 	parkChunk  parkKind = iota + 1 // a chunk's wait list (its bucket), for waitChunk
 	parkBuffer                     // the area's buffer pool, for a free chunk buffer
 	parkTake                       // the device's Take barrier
+	parkGate                       // the snapshot's read gate (image reads; gate.go)
 )
 
 // reqHolds is what a live request holds and must give back when it
@@ -70,6 +71,9 @@ const (
 	holdInflight reqHolds = 1 << iota
 	// holdSnapshot: a reference on the snapshot (Done waits for it).
 	holdSnapshot
+	// holdAdmitted: an image read let in by the read gate (counted in
+	// readGate.admitted).
+	holdAdmitted
 )
 
 // settled reports whether an image request (or a copy-on-write write's

@@ -43,6 +43,9 @@ func (q *Queue) resume(r *Request) {
 		}
 		q.advanceCOW(r)
 	case OpImageRead, OpImageWrite:
+		if r.Op == OpImageRead && !q.admit(r) {
+			return
+		}
 		q.advanceImage(r)
 	}
 }

@@ -576,6 +576,8 @@ func (d *decoder) engineFields(e *EngineOptions) []field {
 		{key: "free_diff_buffer_pool_size", decode: integer(d, &e.FreeDiffBufferPoolSize)},
 		{key: "diff_storage_minimum", decode: d.size(&e.DiffStorageMinimum)},
 		{key: "store_workers", decode: integer(d, &e.StoreWorkers)},
+		{key: "image_read_bytes_per_second", decode: d.size(&e.ImageReadBytesPerSecond)},
+		{key: "writer_priority", decode: d.boolean(&e.WriterPriority)},
 	}
 }
 

@@ -64,6 +64,9 @@
 //	  free_diff_buffer_pool_size: 128 # 1..65536; recycled chunk buffers
 //	  diff_storage_minimum: 1GiB      # default portion; low-space event at half of it
 //	  store_workers: 1                # 1..64
+//	  image_read_bytes_per_second: 0  # backup throttle for image reads; 0: none
+//	  writer_priority: true           # image reads wait while an origin write
+//	                                  # waits for a chunk buffer (false: they don't)
 //
 //	phases:                   # required
 //	  prefill: true           # fill every device with random bytes first

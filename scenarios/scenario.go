@@ -142,6 +142,13 @@ type EngineOptions struct {
 	FreeDiffBufferPoolSize int  `yaml:"free_diff_buffer_pool_size" json:"free_diff_buffer_pool_size"` // default 128
 	DiffStorageMinimum     Size `yaml:"diff_storage_minimum" json:"diff_storage_minimum"`             // default 1GiB
 	StoreWorkers           int  `yaml:"store_workers" json:"store_workers"`                           // default 1
+	// ImageReadBytesPerSecond throttles the snapshot's image reads (a
+	// backup's speed limit); 0, the default, is none.
+	ImageReadBytesPerSecond Size `yaml:"image_read_bytes_per_second,omitempty" json:"image_read_bytes_per_second,omitempty"`
+	// WriterPriority makes image reads wait while copy-on-write falls
+	// behind (an origin write waits for a chunk buffer); default true. Read
+	// it with WriterPriorityEnabled.
+	WriterPriority *bool `yaml:"writer_priority,omitempty" json:"writer_priority,omitempty"`
 }
 
 // Engine defaults: blksnap's.
@@ -179,6 +186,11 @@ type Phases struct {
 	// to fresh chunks, closed loop), so that the result can say how much of
 	// that capacity the measured part used. Default 0: not measured.
 	CowCapacity Duration `yaml:"cow_capacity,omitempty" json:"cow_capacity,omitempty"`
+}
+
+// WriterPriorityEnabled reports whether image reads yield to copy-on-write.
+func (e EngineOptions) WriterPriorityEnabled() bool {
+	return e.WriterPriority == nil || *e.WriterPriority
 }
 
 // PrefillEnabled reports whether devices are filled before the run.

@@ -238,6 +238,9 @@ func (v *validator) engine() {
 	v.intRange("engine.chunk_maximum_in_queue", int64(e.ChunkMaximumInQueue))
 	v.intRange("engine.free_diff_buffer_pool_size", int64(e.FreeDiffBufferPoolSize))
 	v.intRange("engine.store_workers", int64(e.StoreWorkers))
+	if r := e.ImageReadBytesPerSecond; r < 0 || r > TiB {
+		v.failf("engine.image_read_bytes_per_second", "image_read_bytes_per_second %s out of range 0 (no throttle)..1TiB", r)
+	}
 	if e.DiffStorageMinimum <= 0 {
 		v.failf("engine.diff_storage_minimum", "diff_storage_minimum %s must be positive", e.DiffStorageMinimum)
 	}

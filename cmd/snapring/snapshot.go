@@ -28,6 +28,7 @@ func snapshotCmd() *cobra.Command {
 		inMemory   int
 		userCopy   string
 		force      bool
+		readLimit  string
 		cfg        ublk.DeviceConfig
 	)
 	cmd := &cobra.Command{
@@ -72,6 +73,13 @@ the origin devices.`,
 			} else {
 				opts.DiffStorageMinimum = min(int64(engine.DefaultDiffStorageMinimum), limitBytes/4/4096*4096)
 			}
+			if readLimit != "" {
+				r, err := scenarios.ParseSize(readLimit)
+				if err != nil {
+					return &exitError{2, fmt.Errorf("--image-read-limit: %v", err)}
+				}
+				opts.ImageReadBytesPerSecond = int64(r)
+			}
 			opts.EnsureDefaults()
 			if err := opts.Validate(); err != nil {
 				return &exitError{2, err}
@@ -92,6 +100,7 @@ the origin devices.`,
 	f.StringVar(&storage, "storage", "", "difference storage: a file, a directory (O_TMPFILE) or a block device")
 	f.StringVar(&limit, "limit", "", "difference storage limit (e.g. 1GiB)")
 	f.StringVar(&portion, "portion", "", "growth portion (default: a quarter of the limit, at most 1GiB)")
+	f.StringVar(&readLimit, "image-read-limit", "", "throttle the images' reads to this much per second, e.g. 200MiB (default: none; reads always wait while copy-on-write falls behind)")
 	f.BoolVar(&force, "force", false, "let --storage name an existing regular file, whose contents are replaced (without it such a file is refused)")
 	f.StringVar(&take, "take", "now", "when to take the snapshot: now, or signal (on SIGUSR1)")
 	f.UintVar(&chunkShift, "chunk-shift", engine.DefaultChunkMinimumShift, "chunk_minimum_shift (chunk size 1<<N)")
