@@ -155,22 +155,43 @@ func (s *diffStorage) grower(kick <-chan struct{}) {
 			s.mu.Unlock()
 			continue
 		}
-		off, n := e.physOff+e.capacity, min(s.portion, e.maxLen-e.capacity)
+		n := min(s.portion, e.maxLen-e.capacity)
 		s.mu.Unlock()
-		// Outside the lock: allocation below the capacity goes on.
-		err := s.fallocate(FaultGrow, e.fd, off, n)
-		s.mu.Lock()
-		if err == nil {
-			e.capacity += n
-		} else if !s.noRaised {
-			s.noRaised = true
-			s.events.raise(Event{Kind: EventNoSpace, RequestedBytes: n, Err: err})
+		// Outside the lock: allocation below the capacity goes on. In steps,
+		// each published at once: a file system may hold the inode lock for
+		// the whole of one fallocate (tmpfs zeroes every page under it), and
+		// the store workers' writes to the same file wait behind it; a
+		// 256 MiB portion in one call showed as a spike of origin-write
+		// latency at every low-free-space event.
+		for done := int64(0); done < n; {
+			step := min(growStepBytes, n-done)
+			s.mu.Lock()
+			off := e.physOff + e.capacity
+			s.mu.Unlock()
+			err := s.fallocate(FaultGrow, e.fd, off, step)
+			s.mu.Lock()
+			if err != nil {
+				if !s.noRaised {
+					s.noRaised = true
+					s.events.raise(Event{Kind: EventNoSpace, RequestedBytes: n - done, Err: err})
+				}
+				s.mu.Unlock()
+				break
+			}
+			e.capacity += step
+			done += step
+			s.grown.Broadcast()
+			s.mu.Unlock()
 		}
+		s.mu.Lock()
 		s.growing = false
 		s.grown.Broadcast()
 		s.mu.Unlock()
 	}
 }
+
+// growStepBytes is the most one fallocate of the grower asks for.
+const growStepBytes = 16 << 20
 
 func (s *diffStorage) growableLocked() *extent {
 	for _, e := range s.extents[s.cur:] {
@@ -388,7 +409,9 @@ func (s *diffStorage) alloc(size int64) (int64, error) {
 		}
 		if e.growable && e.capacity < e.maxLen && !s.noRaised {
 			s.kickGrowLocked()
-			for s.growing {
+			// Until the grower has made room (it publishes each step) or
+			// given up.
+			for s.growing && e.used+size > e.capacity {
 				s.grown.Wait()
 			}
 			continue
