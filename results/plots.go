@@ -310,10 +310,7 @@ func latencyFigure(engine, baseline pooledSide, linear bool) (figure, bool) {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = logTicks{}
 	}
-	grid := plotter.NewGrid()
-	grid.Vertical.Color = color.Gray{0xdd}
-	grid.Horizontal.Color = color.Gray{0xdd}
-	p.Add(grid)
+	addGrid(p)
 	var items []legendItem
 	for _, cv := range curves {
 		line, err := plotter.NewLine(percentilePoints(cv.hist, div))
@@ -393,10 +390,7 @@ func throughputFigure(r *Result, index int) (figure, bool) {
 	p := newPlot(fmt.Sprintf("Throughput over time, run %d", r.RunIndex), "time since measurement start (s)", "IOPS")
 	p.X.Min, p.Y.Min = 0, 0
 	p.Y.Tick.Marker = countTicks{}
-	grid := plotter.NewGrid()
-	grid.Vertical.Color = color.Gray{0xdd}
-	grid.Horizontal.Color = color.Gray{0xdd}
-	p.Add(grid)
+	addGrid(p)
 	var items []legendItem
 	for _, s := range []struct {
 		name string
@@ -490,10 +484,7 @@ func latencyOverTimeFigure(r *Result, index int) (figure, bool) {
 	p := newPlot(fmt.Sprintf("Latency over time, run %d", r.RunIndex), "time since measurement start (s)", "latency ("+unit+")")
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = logTicks{}
-	grid := plotter.NewGrid()
-	grid.Vertical.Color = color.Gray{0xdd}
-	grid.Horizontal.Color = color.Gray{0xdd}
-	p.Add(grid)
+	addGrid(p)
 	var items []legendItem
 	for _, l := range lines {
 		for i := range l.xys {
@@ -663,4 +654,12 @@ func renderPNG(f figure, dpi int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: figure %s: %w", ErrReport, f.name, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// addGrid draws the light grid every figure has.
+func addGrid(p *plot.Plot) {
+	grid := plotter.NewGrid()
+	grid.Vertical.Color = color.Gray{0xdd}
+	grid.Horizontal.Color = color.Gray{0xdd}
+	p.Add(grid)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,19 +165,13 @@ func inlineSVG(doc []byte) string {
 // latency.png, engine-vs-baseline-iops.png, engine-vs-baseline-p99.png,
 // throughput-run0.png, ...
 func WritePNGs(dir string, results []*Result, opts ReportOptions) ([]string, error) {
-	pngs, err := renderPNGs(results, opts)
+	var o Outputs
+	defer o.Abort()
+	paths, err := o.StagePNGs(dir, results, opts)
 	if err != nil {
 		return nil, err
 	}
-	var paths []string
-	for _, p := range pngs {
-		path := filepath.Join(dir, p.name+".png")
-		if err := writeFileAtomic(path, p.data); err != nil {
-			return paths, err
-		}
-		paths = append(paths, path)
-	}
-	return paths, nil
+	return paths, o.Commit()
 }
 
 type namedPNG struct {
