@@ -122,12 +122,12 @@ type modelDev struct {
 }
 
 type model struct {
-	dir    string
-	devs   []*modelDev
-	snap   *Snapshot
-	plan   *FaultPlan
-	seam   seamHolder
-	queues []*asyncQ
+	dir       string
+	devs      []*modelDev
+	snap      *Snapshot
+	plan      *FaultPlan
+	seam      seamHolder
+	queues    []*asyncQ
 	chunk     int64
 	maxReq    int64
 	taken     bool
