@@ -3,9 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/snapring/snapring/internal/ioflusher"
 )
 
 // TestEventsClosedAtFinalize: a consumer ranging over Events ends once the
@@ -149,5 +152,37 @@ func TestValidateReportsAll(t *testing.T) {
 	one.EnsureDefaults()
 	if got, want := one.Validate().Error(), "engine: invalid argument: store_workers 65: want 1..64"; got != want {
 		t.Errorf("one problem: %q, want %q", got, want)
+	}
+}
+
+// TestStoreWorkersIOFlusher: the store workers run as I/O flushers
+// (PR_SET_IO_FLUSHER) where the process may set it (CAP_SYS_RESOURCE: root
+// in the VM), as /proc shows from this thread; elsewhere they run anyway.
+func TestStoreWorkersIOFlusher(t *testing.T) {
+	d, _ := tuOrigin(t, "", 1<<20, 1)
+	opts := tuOpts(14, 4)
+	opts.StoreWorkers = 2
+	s := tuSnap(t, []*Device{d}, StorageConfig{}, opts)
+	var tids []int
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tids) < opts.StoreWorkers {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d store workers started in 10 s", len(tids), opts.StoreWorkers)
+		}
+		time.Sleep(time.Millisecond)
+		s.workerTIDs.Lock()
+		tids = append([]int(nil), s.workerTIDs.ids...)
+		s.workerTIDs.Unlock()
+	}
+	if err := ioflusher.FirstError(); err != nil {
+		if os.Getenv("SNAPRING_VM") == "1" {
+			t.Fatalf("PR_SET_IO_FLUSHER in the VM: %v", err)
+		}
+		t.Skipf("store workers run without the flag here: %v", err)
+	}
+	for _, tid := range tids {
+		if ok, err := ioflusher.ThreadIsFlusher(tid); err != nil || !ok {
+			t.Errorf("store worker thread %d: I/O flusher %v, %v", tid, ok, err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"pgregory.net/rapid"
@@ -14,8 +15,10 @@ import (
 
 // TestModel is a seeded state-machine test against a reference model: on
 // one to three small devices, random origin writes, discards and
-// write-zeroes, image reads and writes, a take, storage appends and
-// injected faults, through both the synchronous API and several async
+// write-zeroes, image reads and writes, a take (alone, or while a batch of
+// origin I/O is in flight), storage appends, injected faults (the fault
+// plan's on reads and writes, the seam's on discard, write-zeroes, growth
+// and appends) and now and then a Destroy, through both the synchronous API and several async
 // queues with several requests in flight each. The model holds what the
 // origin and the image must contain:
 //
@@ -26,7 +29,9 @@ import (
 //     that reported ErrCorrupted (or raised EventCorrupted) never returns
 //     bytes again, and corruption is only accepted when the storage could
 //     overflow or a difference-storage fault was injected;
-//   - reads of a discarded range return zeroes.
+//   - reads of a discarded range return zeroes;
+//   - after Destroy, image I/O, Take and appends fail with ErrClosed, the
+//     snapshot is released (Done), and origin I/O goes on.
 //
 // rapid prints the seed of a failing case (-rapid.seed=N replays it) and
 // shrinks it. RAPID_CHECKS / -rapid.checks and -rapid.steps scale the run.
@@ -42,6 +47,8 @@ func TestModel(t *testing.T) {
 			"batch":       m.batch,
 			"batchMore":   m.batch,
 			"take":        m.take,
+			"batchTake":   m.batchTake,
+			"destroy":     m.destroy,
 			"append":      m.appendStorage,
 			"fault":       m.injectFault,
 			"seamFault":   m.injectSeamFault,
@@ -115,15 +122,16 @@ type modelDev struct {
 }
 
 type model struct {
-	dir    string
-	devs   []*modelDev
-	snap   *Snapshot
-	plan   *FaultPlan
-	seam   seamHolder
-	queues []*asyncQ
-	chunk  int64
-	maxReq int64
-	taken  bool
+	dir       string
+	devs      []*modelDev
+	snap      *Snapshot
+	plan      *FaultPlan
+	seam      seamHolder
+	queues    []*asyncQ
+	chunk     int64
+	maxReq    int64
+	taken     bool
+	destroyed bool // Destroy ran: image I/O fails with ErrClosed, origin I/O goes on uncopied
 
 	limitSmall bool // the difference storage may overflow
 	everDiff   bool // a difference-storage fault was injected (corruption allowed)
@@ -343,6 +351,10 @@ func (m *model) originReadResult(t *rapid.T, md *modelDev, off int64, got []byte
 // request started (requests of one batch run in any order).
 func (m *model) imageErr(t *rapid.T, md *modelDev, wasCorrupted bool, what string, off int64, n int, err error) {
 	switch {
+	case m.destroyed:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("%s after Destroy at %d+%d: %v, want ErrClosed", what, off, n, err)
+		}
 	case !m.taken:
 		if !errors.Is(err, ErrNotTaken) {
 			t.Fatalf("%s before Take at %d+%d: %v, want ErrNotTaken", what, off, n, err)
@@ -366,6 +378,8 @@ func (m *model) imageReadResult(t *rapid.T, md *modelDev, wasCorrupted bool, off
 		return
 	}
 	switch {
+	case m.destroyed:
+		t.Fatalf("image read after Destroy succeeded")
 	case !m.taken:
 		t.Fatalf("image read before Take succeeded")
 	case wasCorrupted:
@@ -385,6 +399,8 @@ func (m *model) imageWriteResult(t *rapid.T, md *modelDev, wasCorrupted bool, of
 		return
 	}
 	switch {
+	case m.destroyed:
+		t.Fatalf("image write after Destroy succeeded")
 	case !m.taken:
 		t.Fatalf("image write before Take succeeded")
 	case wasCorrupted:
@@ -439,6 +455,13 @@ var batchOps = []Op{OpOriginRead, OpOriginWrite, OpOriginWrite, OpOriginDiscard,
 // side), so their outcome is deterministic; an image read may overlap an
 // origin write, which must not change what it reads.
 func (m *model) batch(t *rapid.T) {
+	perQ, all := m.buildBatch(t, batchOps)
+	m.runBatch(t, perQ)
+	m.batchResults(t, all)
+}
+
+// buildBatch draws a batch of requests of ops, spread over the queues.
+func (m *model) buildBatch(t *rapid.T, ops []Op) ([][]*batchReq, []*batchReq) {
 	n := rapid.IntRange(1, 12).Draw(t, "batchSize")
 	perQ := make([][]*batchReq, len(m.queues))
 	var all []*batchReq
@@ -451,7 +474,7 @@ func (m *model) batch(t *rapid.T) {
 	}
 	var claims []claim
 	for i := 0; i < n; i++ {
-		op := rapid.SampledFrom(batchOps).Draw(t, "op")
+		op := rapid.SampledFrom(ops).Draw(t, "op")
 		md := m.pickDev(t)
 		off, ln := m.extent(t, md)
 		c := claim{md: md, image: op >= OpImageRead, write: op != OpOriginRead && op != OpImageRead, off: off, n: ln}
@@ -491,6 +514,12 @@ func (m *model) batch(t *rapid.T) {
 		perQ[qi] = append(perQ[qi], br)
 		all = append(all, br)
 	}
+	return perQ, all
+}
+
+// runBatch runs each queue's requests on a goroutine of its own and waits
+// for all of them.
+func (m *model) runBatch(t *rapid.T, perQ [][]*batchReq) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(m.queues))
 	for qi, brs := range perQ {
@@ -513,6 +542,10 @@ func (m *model) batch(t *rapid.T) {
 			t.Fatalf("submit/poll: %v", err)
 		}
 	}
+}
+
+// batchResults checks a batch's outcomes against the model and applies them.
+func (m *model) batchResults(t *rapid.T, all []*batchReq) {
 	wasCorrupted := map[*modelDev]bool{}
 	for _, md := range m.devs {
 		wasCorrupted[md] = md.corrupted
@@ -533,6 +566,12 @@ func (m *model) batch(t *rapid.T) {
 }
 
 func (m *model) take(t *rapid.T) {
+	if m.destroyed {
+		if err := m.snap.Take(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Take after Destroy: %v, want ErrClosed", err)
+		}
+		return
+	}
 	if m.taken {
 		if err := m.snap.Take(); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("second Take: %v, want ErrInvalid", err)
@@ -556,6 +595,12 @@ func (m *model) appendStorage(t *rapid.T) {
 	}
 	n := rapid.Int64Range(1, 64).Draw(t, "appendPages") * 4096
 	used, capacity, limit := m.snap.storage.stats()
+	if m.destroyed {
+		if err := m.snap.AppendStorage(path, 0, n); !errors.Is(err, ErrClosed) {
+			t.Fatalf("AppendStorage after Destroy: %v, want ErrClosed", err)
+		}
+		return
+	}
 	if err := m.snap.AppendStorage(path, 0, n); err != nil && m.fAppend && tuIsIOErr(err) {
 		return // the injected fault failed the allocation; nothing was appended
 	} else if err != nil {
@@ -635,7 +680,64 @@ func (m *model) clearFaults(t *rapid.T) {
 	m.fOrigRead, m.fOrigWrite, m.fDiff = false, false, false
 }
 
-func (m *model) waitStored(t *rapid.T) { waitStored(t, m.snap) }
+func (m *model) waitStored(t *rapid.T) {
+	if !m.destroyed { // the store workers are gone
+		waitStored(t, m.snap)
+	}
+}
+
+// batchTake takes the snapshot while a batch of origin I/O is in flight:
+// writes in flight during Take are wholly in the image or wholly out, so
+// the image may hold either the old or the new bytes of each.
+func (m *model) batchTake(t *rapid.T) {
+	if m.taken || m.destroyed {
+		m.batch(t)
+		return
+	}
+	perQ, all := m.buildBatch(t, []Op{OpOriginRead, OpOriginWrite, OpOriginWrite, OpOriginDiscard, OpOriginWriteZeroes})
+	before := map[*modelDev]*shadow{}
+	for _, md := range m.devs {
+		before[md] = md.origin.clone()
+	}
+	takeErr := make(chan error, 1)
+	go func() { takeErr <- m.snap.Take() }()
+	m.runBatch(t, perQ)
+	if err := <-takeErr; err != nil {
+		t.Fatalf("take during a batch: %v", err)
+	}
+	m.taken = true
+	for _, md := range m.devs {
+		md.image = before[md]
+	}
+	for _, br := range all {
+		if br.r.Op != OpOriginRead {
+			br.md.image.maybe(br.r.Off, br.data) // in or out of the image
+		}
+	}
+	m.batchResults(t, all)
+}
+
+// destroy ends the snapshot (now and then: most runs should keep it): from
+// then on image I/O fails with ErrClosed and origin I/O is not copied.
+func (m *model) destroy(t *rapid.T) {
+	if m.destroyed || rapid.IntRange(0, 7).Draw(t, "destroyNow") != 0 {
+		return
+	}
+	if err := m.snap.Destroy(); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	select {
+	case <-m.snap.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("snapshot not released 20 s after Destroy with every queue idle")
+	}
+	if err := m.snap.Err(); err != nil {
+		t.Fatalf("snapshot release: %v", err)
+	}
+	m.destroyed = true
+	// No fault reaches origin I/O without a snapshot.
+	m.clearFaults(t)
+}
 
 // checkEvents runs after every step: events must be explained by the model.
 func (m *model) checkEvents(t *rapid.T) {

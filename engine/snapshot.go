@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/snapring/snapring/internal/ioflusher"
 	"github.com/snapring/snapring/uring"
 )
 
@@ -26,6 +29,11 @@ type Snapshot struct {
 	storeQ  chan storeItem
 	quit    chan struct{}
 	workers sync.WaitGroup
+	// workerTIDs are the store workers' thread ids (for tests).
+	workerTIDs struct {
+		sync.Mutex
+		ids []int
+	}
 
 	mu        sync.Mutex
 	taken     bool
@@ -336,8 +344,16 @@ type storeJob struct {
 func (s *Snapshot) storeWorker(ring *uring.Ring) {
 	defer s.workers.Done()
 	defer ring.Close()
+	// Locked for good: the thread exits with the worker, taking its
+	// I/O-flusher flag along instead of handing it to other goroutines.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// The store workers write what writers of the origin (a ublk device
+	// among them) wait for: they must not recurse into I/O when they
+	// allocate. Without CAP_SYS_RESOURCE they work anyway.
+	ioflusher.Set() //nolint:errcheck // kept in ioflusher.FirstError; not fatal
+	s.workerTIDs.Lock()
+	s.workerTIDs.ids = append(s.workerTIDs.ids, unix.Gettid())
+	s.workerTIDs.Unlock()
 	cqes := make([]uring.CQE, storeBatch)
 	jobs := make([]storeJob, 0, storeBatch)
 	for {

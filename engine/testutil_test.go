@@ -186,12 +186,16 @@ func waitStored(t fataler, s *Snapshot) {
 	}
 }
 
-// tuDrainEvents returns the events queued now, without waiting.
+// tuDrainEvents returns the events queued now, without waiting (and stops
+// at the end of a closed channel).
 func tuDrainEvents(s *Snapshot) []Event {
 	var evs []Event
 	for {
 		select {
-		case e := <-s.Events():
+		case e, ok := <-s.Events():
+			if !ok {
+				return evs
+			}
 			evs = append(evs, e)
 		default:
 			return evs
@@ -207,7 +211,10 @@ func tuWaitEvent(t testing.TB, s *Snapshot, kind EventKind, device string) (Even
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case e := <-s.Events():
+		case e, ok := <-s.Events():
+			if !ok {
+				t.Fatalf("no %s event for %q before the snapshot was finalized; saw %v", kind, device, seen)
+			}
 			seen = append(seen, e)
 			if e.Kind == kind && (device == "" || e.Device == device) {
 				return e, seen

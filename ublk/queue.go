@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/snapring/snapring/internal/ioflusher"
 	"github.com/snapring/snapring/uring"
 )
 
@@ -99,6 +100,7 @@ type Queue struct {
 	inflightCopies int // USER_COPY SQEs without a CQE yet
 	eventArmed     bool
 
+	tid      int // the queue thread's id, for tests
 	stopping atomic.Bool
 	fatal    bool
 	err      error
@@ -208,6 +210,10 @@ func (q *Queue) run(ready chan<- error) {
 	// driver keeps a reference to that task (the queue's "daemon"), and no
 	// other goroutine should run on it afterwards.
 	runtime.LockOSThread()
+	q.tid = unix.Gettid()
+	// A block-device server must not recurse into I/O when it allocates
+	// (ublksrv does the same); without CAP_SYS_RESOURCE it serves anyway.
+	ioflusher.Set() //nolint:errcheck // kept in ioflusher.FirstError; not fatal
 	if err := q.setup(); err != nil {
 		q.teardown()
 		ready <- fmt.Errorf("ublk: queue %d: %w", q.cfg.id, err)

@@ -70,6 +70,9 @@ func (f *snapFixture) take(t *testing.T) {
 }
 
 func (f *snapFixture) close() {
+	if f.dev == nil {
+		return // closed already
+	}
 	if f.image != nil {
 		f.image.Close()
 		f.image = nil
@@ -81,6 +84,7 @@ func (f *snapFixture) close() {
 		f.origin = nil
 	}
 	f.dev.Close()
+	f.dev = nil
 }
 
 func readAll(t *testing.T, name string, size int) ([]byte, error) {
