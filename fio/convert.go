@@ -41,7 +41,10 @@ func (j *Job) dir(d int) *Dir {
 
 // classAcc sums one class over jobs (and hosts).
 type classAcc struct {
-	hist    *hdrhistogram.Histogram
+	hist *hdrhistogram.Histogram
+	// bins are fio's bins summed (midpoint -> count), for fio's own
+	// percentiles.
+	bins    map[uint64]int64
 	n       int64
 	minNs   int64
 	maxNs   int64
@@ -57,6 +60,12 @@ func (a *classAcc) add(d *Dir) {
 		a.minNs = math.MaxInt64
 	}
 	a.hist.Merge(binsHistogram(d.Lat.Bins))
+	if a.bins == nil {
+		a.bins = make(map[uint64]int64)
+	}
+	for _, b := range d.Lat.Bins {
+		a.bins[b.MidNs] += b.Count
+	}
 	if d.Lat.N > 0 {
 		a.minNs = min(a.minNs, d.Lat.MinNs)
 		a.maxNs = max(a.maxNs, d.Lat.MaxNs)
@@ -74,6 +83,12 @@ func (a *classAcc) merge(b *classAcc) {
 		a.minNs = math.MaxInt64
 	}
 	a.hist.Merge(b.hist)
+	if a.bins == nil {
+		a.bins = make(map[uint64]int64)
+	}
+	for v, c := range b.bins {
+		a.bins[v] += c
+	}
 	if b.n > 0 {
 		a.minNs = min(a.minNs, b.minNs)
 		a.maxNs = max(a.maxNs, b.maxNs)
@@ -85,9 +100,11 @@ func (a *classAcc) merge(b *classAcc) {
 	a.bwBytes += b.bwBytes
 }
 
-// summary returns the class's result: percentiles from the converted
-// histogram, min, max and mean from fio's exact figures, IOPS and
-// bandwidth as fio measured them (summed over jobs and hosts, which run
+// summary returns the class's result: the converted histogram;
+// percentiles as fio computes them from its bins (so they equal fio's
+// printed ones, and over several hosts they are those of the pooled
+// samples); min, max and mean from fio's exact figures; IOPS and bandwidth
+// as fio measured them (summed over jobs and hosts, which run
 // concurrently).
 func (a *classAcc) summary(elapsed time.Duration) results.ClassResult {
 	cr := results.SummaryFromHistogram(a.hist, 0, a.bytes, elapsed)
@@ -96,8 +113,42 @@ func (a *classAcc) summary(elapsed time.Duration) results.ClassResult {
 	if a.n > 0 {
 		cr.MinNs, cr.MaxNs = a.minNs, a.maxNs
 		cr.MeanNs = int64(math.Round(a.sumNs / float64(a.n)))
+		ps := fioPercentiles(a.bins, []float64{50, 90, 99, 99.9, 99.99})
+		cr.P50Ns, cr.P90Ns, cr.P99Ns, cr.P999Ns, cr.P9999Ns = ps[0], ps[1], ps[2], ps[3], ps[4]
 	}
 	return cr
+}
+
+// fioPercentiles is fio's calc_clat_percentiles: the p-th percentile is the
+// midpoint of the first bin at which the running count reaches p/100*N.
+// ps must be increasing.
+func fioPercentiles(bins map[uint64]int64, ps []float64) []int64 {
+	vals := make([]uint64, 0, len(bins))
+	var n int64
+	for v, c := range bins {
+		if c > 0 {
+			vals = append(vals, v)
+			n += c
+		}
+	}
+	slices.Sort(vals)
+	out := make([]int64, len(ps))
+	if n == 0 {
+		return out
+	}
+	var sum int64
+	j := 0
+	for _, v := range vals {
+		sum += bins[v]
+		for j < len(ps) && float64(sum) >= ps[j]/100*float64(n) {
+			out[j] = min(int64(v), results.HistogramHighestNs)
+			j++
+		}
+	}
+	for ; j < len(ps); j++ {
+		out[j] = min(int64(vals[len(vals)-1]), results.HistogramHighestNs)
+	}
+	return out
 }
 
 // hostData is what one fio invocation reported for one host (or the local

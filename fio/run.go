@@ -124,7 +124,7 @@ type Meta struct {
 
 const classesNote = "image-read = fio's reads, origin-write = fio's writes (image-write on the image target); on the baseline side the same on the raw target"
 
-const conversionNote = "fio's json+ bins recorded at their midpoints in HdrHistogram (3 significant digits): percentiles within 1/128 (fio's bin error) plus 1/1024 of the true latency; min, max and mean are fio's exact figures"
+const conversionNote = "fio json+ bins recorded at their midpoints in an HdrHistogram (3 significant digits): within 1/128 (fio bin error) plus 1/1024 of the true latencies; p50..p99.99 are fio own percentiles of its bins (equal to what fio prints; over hosts, of the pooled samples); min, max, mean are fio exact figures"
 
 // Written is one result file Run wrote.
 type Written struct {
