@@ -705,7 +705,7 @@ func (p *runPlan) runLocal(ctx context.Context) (_ []*results.Result, err error)
 	}()
 	env := results.CollectEnv(b.file, c.Commit)
 	env.BackingPath = b.base
-	dmName := fmt.Sprintf("snapring-fio-%d", os.Getpid())
+	dmName := dmPrefix()
 	var out []*results.Result
 	for round := 0; round < c.Rounds; round++ {
 		order := rotate(p.targets, round)
@@ -886,3 +886,6 @@ func (p *runPlan) write(res []*results.Result) ([]Written, error) {
 	}
 	return out, nil
 }
+
+// dmPrefix names this process's device-mapper devices.
+func dmPrefix() string { return fmt.Sprintf("snapring-fio-%d", os.Getpid()) }
