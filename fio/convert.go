@@ -201,7 +201,6 @@ func (h *hostData) series(target Kind) []results.SeriesPoint {
 		return nil
 	}
 	iv := h.IntervalMs
-	type key struct{ idx int64 }
 	points := make(map[int64]*results.SeriesPoint)
 	get := func(idx int64) *results.SeriesPoint {
 		p := points[idx]
