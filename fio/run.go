@@ -806,13 +806,12 @@ func (p *runPlan) result(k Kind, round int, order []Kind, sides map[Kind]*result
 	r := &results.Result{
 		Schema:   results.SchemaV1,
 		Env:      env,
+		// fio counts latency from the actual submission, also under
+		// rate_iops: closed loop in our terms.
 		LoadMode: results.ClosedLoop,
 		RunIndex: round,
 		Start:    start,
 		Engine:   *sides[k],
-	}
-	if strings.Contains(job, "rate_iops") || strings.Contains(job, "rate=") {
-		r.LoadMode = results.OpenLoop
 	}
 	r.Duration = r.Engine.Duration
 	if k != Raw {
