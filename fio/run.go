@@ -730,6 +730,10 @@ func (p *runPlan) runLocal(ctx context.Context) (_ []*results.Result, err error)
 			if err != nil {
 				return nil, fmt.Errorf("target %s: %w", k, err)
 			}
+			for _, e := range d.events {
+				kind, detail, _ := strings.Cut(e, " ")
+				side.Events = append(side.Events, results.Event{Offset: side.Duration, Kind: kind, Device: d.origin, Detail: detail})
+			}
 			sides[k], jobs[k], starts[k] = &side, job, start
 		}
 		for _, k := range p.targets {

@@ -216,6 +216,28 @@ type devices struct {
 	// snapshot).
 	target, origin, image string
 	teardown              func() error
+	// events are our snapshot's events during the run (overflow, low
+	// free space, ...), collected at teardown.
+	events []string
+}
+
+// maxEvents bounds the events kept per run.
+const maxEvents = 64
+
+func drainEvents(snap *engine.Snapshot, into []string) []string {
+	for {
+		select {
+		case e := <-snap.Events():
+			if len(into) < maxEvents {
+				into = append(into, e.String())
+			}
+		default:
+			if n := snap.DroppedEvents(); n > 0 && len(into) < maxEvents {
+				into = append(into, fmt.Sprintf("%d events dropped", n))
+			}
+			return into
+		}
+	}
 }
 
 // DeviceOptions configures the ublk devices and the snapshots.
@@ -289,17 +311,15 @@ func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: snapshot: %v", ErrSetup, err)
 	}
-	// Drain the (bounded) event queue so that it never fills.
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		for range snap.Events() {
-		}
-	}()
+	// The event queue is bounded and drops what finds it full; the
+	// events of the run are collected at teardown (before Destroy) and
+	// kept in the result. The channel is never closed: no goroutine
+	// ranges over it.
+	d := &devices{}
 	undo = append(undo, func() error {
+		d.events = drainEvents(snap, d.events)
 		err := snap.Destroy()
 		<-snap.Done()
-		<-drained
 		return err
 	})
 	o, err := ublk.Create(opts.Ublk, ublk.NewOriginTarget(dev))
@@ -315,7 +335,7 @@ func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err erro
 		return nil, fmt.Errorf("%w: image ublk device: %v", ErrSetup, err)
 	}
 	undo = append(undo, im.Close)
-	d := &devices{target: o.Name(), origin: o.Name(), image: im.Name(), teardown: teardown}
+	d.target, d.origin, d.image, d.teardown = o.Name(), o.Name(), im.Name(), teardown
 	if k == Image {
 		d.target = im.Name()
 	}
