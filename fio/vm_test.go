@@ -11,6 +11,19 @@ import (
 	"github.com/snapring/snapring/results"
 )
 
+// stepLog passes the progress lines of Run ("fio: round ...") to t.Log,
+// so that a slow VM shows where it is.
+type stepLog struct{ t *testing.T }
+
+func (w stepLog) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(string(p), "\n") {
+		if strings.HasPrefix(l, "fio: ") {
+			w.t.Log(l)
+		}
+	}
+	return len(p), nil
+}
+
 // needDevices skips (fails in the VM, SNAPRING_VM=1) unless this host can
 // set up every target.
 func needDevices(t *testing.T) {
@@ -35,7 +48,7 @@ func TestVMAllTargets(t *testing.T) {
 	cfg := Config{
 		JobFile: writeJob(t, strings.Replace(strings.Replace(quickJob, "psync", "io_uring", 1), "[rw]", "direct=1\niodepth=8\n\n[rw]", 1)),
 		OutDir:  t.TempDir(), Dir: t.TempDir(), Size: 64 << 20, Runtime: 2 * time.Second, Rounds: 2, Loop: "on",
-		Targets: Kinds,
+		Targets: Kinds, Progress: stepLog{t},
 	}
 	ws, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -90,7 +103,7 @@ func TestVMAllTargets(t *testing.T) {
 // run) if a block reads back wrong.
 func TestVMPresetVerify(t *testing.T) {
 	needDevices(t)
-	cfg := Config{Preset: "verify", OutDir: t.TempDir(), Dir: t.TempDir(), Size: 64 << 20, Loop: "on"}
+	cfg := Config{Preset: "verify", OutDir: t.TempDir(), Dir: t.TempDir(), Size: 64 << 20, Loop: "on", Progress: stepLog{t}}
 	ws, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +117,7 @@ func TestVMPresetVerify(t *testing.T) {
 // rate, both recorded.
 func TestVMPresetBackup(t *testing.T) {
 	needDevices(t)
-	cfg := Config{Preset: "backup", OutDir: t.TempDir(), Dir: t.TempDir(), Size: 64 << 20, Runtime: 2 * time.Second, Loop: "on", Targets: []Kind{Origin}}
+	cfg := Config{Preset: "backup", OutDir: t.TempDir(), Dir: t.TempDir(), Size: 64 << 20, Runtime: 2 * time.Second, Loop: "on", Targets: []Kind{Origin}, Progress: stepLog{t}}
 	ws, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
