@@ -114,7 +114,39 @@ func WriteSummary(w io.Writer, ws []Written) error {
 				medianOf(iops), medianOf(mbps), medianOf(p50), medianOf(p99), ratio(riops), ratio(rp99))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Ours against dm-snapshot's: per round, then the median.
+	for _, ours := range []Kind{Origin} {
+		if m[ours] == nil || m[DMSnapshot] == nil {
+			continue
+		}
+		for _, c := range results.Classes {
+			var r []float64
+			for _, a := range m[ours] {
+				for _, b := range m[DMSnapshot] {
+					ca, oka := a.Engine.Classes[c]
+					cb, okb := b.Engine.Classes[c]
+					if a.RunIndex == b.RunIndex && oka && okb && cb.IOPS > 0 {
+						r = append(r, ca.IOPS/cb.IOPS)
+					}
+				}
+			}
+			if len(r) > 0 {
+				fmt.Fprintf(w, "%s/%s %s IOPS: median %.2f over %d rounds (%s)\n", ours, DMSnapshot, c, medianOf(r), len(r), formatRatios(r))
+			}
+		}
+	}
+	return nil
+}
+
+func formatRatios(vs []float64) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = fmt.Sprintf("%.2f", v)
+	}
+	return strings.Join(s, " ")
 }
 
 func medianOf(vs []float64) float64 {
