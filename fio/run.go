@@ -808,8 +808,8 @@ func (p *runPlan) result(k Kind, round int, order []Kind, sides map[Kind]*result
 		meta.Backing = env.BackingPath
 	}
 	r := &results.Result{
-		Schema:   results.SchemaV1,
-		Env:      env,
+		Schema: results.SchemaV1,
+		Env:    env,
 		// fio counts latency from the actual submission, also under
 		// rate_iops: closed loop in our terms.
 		LoadMode: results.ClosedLoop,
