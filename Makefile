@@ -36,7 +36,8 @@ staticcheck: $(STATICCHECK)
 
 # cmd/snapring's tests measure real runs and compare them statistically: they
 # run after the other packages, alone, so that those do not add noise.
-unit:
+# deps-host first: the fio package's tests run the real fio.
+unit: deps-host
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /cmd/)
 	$(GO) test -race -count=1 -timeout 15m ./cmd/...
 	$(GO) test -count=1 -run 'AllocsPerOp|NoAllocOnHotPath' ./bench/ ./uring/
