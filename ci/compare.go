@@ -71,6 +71,9 @@ type MetricVerdict struct {
 	Outcome       Outcome `json:"outcome"`
 	// Reason explains the outcome in one line.
 	Reason string `json:"reason"`
+	// noisy marks a gating metric whose DetectablePct exceeds its
+	// threshold.
+	noisy bool
 }
 
 // Name is the metric's stable name: "ratio/origin-write/p50".
@@ -327,14 +330,19 @@ func judge(d results.Delta, mp MetricPolicy) MetricVerdict {
 	case d.P == nil:
 		v.Outcome = Refused
 		v.Reason = fmt.Sprintf("%d+%d runs are too few for the U test to reach p<%v; need %d per side", d.Base.N, d.New.N, mp.Alpha, v.RepeatsNeeded)
-	case v.DetectablePct > mp.ThresholdPct:
-		v.Outcome = Refused
-		v.Reason = fmt.Sprintf("too noisy: spread (CV) %.1f%% base, %.1f%% new; %d+%d runs detect changes of %.0f%% or more, the threshold is %g%%; need %d runs per side",
-			v.CVBasePct, v.CVNewPct, d.Base.N, d.New.N, v.DetectablePct, mp.ThresholdPct, v.RepeatsNeeded)
 	default:
-		v.Outcome = Pass // benjaminiHochberg decides
+		// benjaminiHochberg decides, and refuses a pass from runs too
+		// noisy to have seen a change of the threshold.
+		v.Outcome = Pass
+		v.noisy = v.DetectablePct > mp.ThresholdPct
 	}
 	return v
+}
+
+// noiseReason explains a refused pass.
+func (v MetricVerdict) noiseReason() string {
+	return fmt.Sprintf("too noisy to pass: spread (CV) %.1f%% base, %.1f%% new; %d+%d runs detect changes of %.0f%% or more, the threshold is %g%%; need %d runs per side",
+		v.CVBasePct, v.CVNewPct, v.Base.N, v.New.N, v.DetectablePct, v.ThresholdPct, v.RepeatsNeeded)
 }
 
 func direction(d results.Delta) string {
@@ -380,6 +388,14 @@ func benjaminiHochberg(ms []MetricVerdict) {
 		}
 		for rank, i := range family {
 			decide(&ms[i], rank < k, len(family))
+		}
+		// The noise guard: a significant change is trusted at any spread
+		// (the U test keeps its alpha whatever the spread), but runs too
+		// spread to see a change of the threshold cannot say there is none.
+		for _, i := range family {
+			if m := &ms[i]; m.noisy && m.Outcome == Pass {
+				m.Outcome, m.Reason = Refused, m.noiseReason()
+			}
 		}
 	}
 	for i, j := range dupOf {
@@ -488,8 +504,8 @@ const uTestVariance = math.Pi / 3
 // with these spreads detect at alpha with noisePower (the normal
 // approximation, widened for the U test).
 func detectablePct(cvBase, cvNew float64, nb, nn int, alpha float64) float64 {
-	if nb == 0 || nn == 0 {
-		return math.Inf(1)
+	if nb < 2 || nn < 2 {
+		return 0 // no spread to go by; the gate refuses such runs anyway
 	}
 	se := math.Sqrt(uTestVariance * (cvBase*cvBase/float64(nb) + cvNew*cvNew/float64(nn)))
 	return zSum(alpha) * se
