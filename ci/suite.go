@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,18 +218,25 @@ func (d *suiteDecoder) document(data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, d.errorf(1, "empty file: want a mapping with at least scenarios")
 		}
-		return nil, d.errorf(yamlLine(err), "bad YAML: %s", strings.TrimPrefix(oneLine(err.Error()), "yaml: "))
+		return nil, d.syntaxError(err)
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
 		return nil, d.errorf(next.Line, "a second YAML document: a suite file holds one")
 	} else if !errors.Is(err, io.EOF) {
-		return nil, d.errorf(yamlLine(err), "bad YAML: %s", strings.TrimPrefix(oneLine(err.Error()), "yaml: "))
+		return nil, d.syntaxError(err)
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, d.errorf(doc.Line, "bad top level: want a mapping with at least scenarios")
 	}
 	return doc.Content[0], nil
+}
+
+var yamlPrefixRE = regexp.MustCompile(`^yaml: (line [0-9]+: )?`)
+
+// syntaxError reports a parser error at its line, without repeating it.
+func (d *suiteDecoder) syntaxError(err error) error {
+	return d.errorf(yamlLine(err), "bad YAML: %s", yamlPrefixRE.ReplaceAllString(oneLine(err.Error()), ""))
 }
 
 // yamlLine pulls "line N" out of a parser error; 1 when it has none.
