@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +118,21 @@ func writeSet(t *testing.T, dir string, set *Set) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// changedSuite is testSuiteYAML with its scenario changed (a longer run)
+// under the same name: a suite edited between base and new.
+func changedSuite(t *testing.T) *Suite {
+	t.Helper()
+	dir := t.TempDir()
+	tiny, err := os.ReadFile(filepath.Join("testdata", "tiny.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "tiny.yaml"), []byte(strings.Replace(string(tiny), "run: 600ms", "run: 700ms", 1)), 0o644)
+	s, err := ParseSuite(filepath.Join(dir, "unit.yaml"), []byte(testSuiteYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
