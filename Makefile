@@ -8,7 +8,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 OUT ?= out
 FUZZTIME ?= 10s
 
-.PHONY: run test lint fmt vet staticcheck unit bench bench-engine bench-uring fuzz build deps-host
+.PHONY: run test lint fmt vet staticcheck unit bench bench-engine bench-uring fuzz build deps-host perf-ci deps-ci
 
 build:
 	$(GO) build -o bin/snapring ./cmd/snapring
@@ -73,6 +73,20 @@ bench-uring: build deps-host
 	done
 	./bin/uring.test -test.run='^$$' -test.bench='4K$$' -test.benchmem -test.count=3
 	./bin/snapring uring-bench --fio --rw randread --bs 4096 --qd 32 --runtime 10s
+
+# The pull-request performance check of .github/workflows/perf.yml, locally
+# (docs/ci.md): PERF_SUITE (ci/suites/pr.yaml) run by snapring built at
+# PERF_BASE (main) and by the working tree, then judged; or against a stored
+# baseline with PERF_BASELINE=DIR|FILE.tar.gz|git:REV:PATH. Output in
+# PERF_OUT (out/perf-ci/<time>); exit 0 pass, 1 regression, 2 no verdict.
+perf-ci: deps-ci
+	GO="$(GO)" ci/perf-ci.sh
+
+# xmllint, which ci's tests use (beside their own Go check) to validate the
+# JUnit output against ci/testdata/junit.xsd.
+deps-ci:
+	@command -v xmllint >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libxml2-utils; }
 
 deps-host:
 	@command -v fio >/dev/null && [ -f /usr/include/liburing.h ] || \
