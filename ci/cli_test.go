@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,4 +215,57 @@ func TestCLIBadInput(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(full, "keep")); string(b) != "mine" {
 		t.Errorf("a user's file was touched")
 	}
+}
+
+// TestCLIInterrupted: Ctrl-C ends the suite with a manifest that says so,
+// exit 2, and no comparison accepts the set.
+func TestCLIInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	cmd := exec.Command(binary, "ci", "run", gateSuite(t, dir), "-o", out, "-q")
+	var buf syncBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the first run is recorded, interrupt the second.
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(buf.String(), "run tiny r0") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(buf.String(), "interrupted after") {
+		t.Fatalf("interrupted suite: %v; want exit 2\n%s", err, buf.String())
+	}
+	set, err := LoadSet(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Manifest.Complete || set.Manifest.Problem != "interrupted" || len(set.Results["tiny"]) == 0 {
+		t.Errorf("manifest: complete %v, problem %q, %d results", set.Manifest.Complete, set.Manifest.Problem, len(set.Results["tiny"]))
+	}
+	if o, code := cli(t, nil, "ci", "compare", out, out); code != 2 || !strings.Contains(o, "incomplete: interrupted") {
+		t.Errorf("compare with an interrupted set: exit %d\n%s", code, o)
+	}
+}
+
+// syncBuffer is a buffer a command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

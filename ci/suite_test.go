@@ -126,3 +126,36 @@ func FuzzParseSuite(f *testing.F) {
 		}
 	})
 }
+
+// The suite shipped for the example workflow and make perf-ci stays valid
+// and gates something.
+func TestShippedSuite(t *testing.T) {
+	s, err := LoadSuite(filepath.Join("suites", "pr.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mp := s.Policy.For(results.GroupRatio, results.OriginWrite, results.MetricP50); !mp.Gate || s.Runs() < 10 {
+		t.Errorf("pr.yaml: %+v, %d runs", mp, s.Runs())
+	}
+}
+
+func TestScheduleOrder(t *testing.T) {
+	src := "repeats: 2\nscenarios:\n  - builtin: default\n  - builtin: hot-spot\n    repeats: 3\n"
+	order := func(src string) string {
+		s, err := ParseSuite("testdata/o.yaml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range schedule(s) {
+			got = append(got, p.sc.Name+itoa2(p.repeat))
+		}
+		return strings.Join(got, " ")
+	}
+	if got, want := order(src), "default00 hot-spot00 default01 hot-spot01 hot-spot02"; got != want {
+		t.Errorf("interleaved: %s, want %s", got, want)
+	}
+	if got, want := order("order: sequential\n"+src), "default00 default01 hot-spot00 hot-spot01 hot-spot02"; got != want {
+		t.Errorf("sequential: %s, want %s", got, want)
+	}
+}
