@@ -8,7 +8,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 OUT ?= out
 FUZZTIME ?= 10s
 
-.PHONY: run test lint fmt vet staticcheck unit bench bench-engine bench-uring fuzz build deps-host
+.PHONY: run test lint fmt vet staticcheck unit bench bench-engine bench-uring fuzz build deps-host perf-ci deps-ci
 
 build:
 	$(GO) build -o bin/snapring ./cmd/snapring
@@ -38,8 +38,8 @@ staticcheck: $(STATICCHECK)
 # run after the other packages, alone, so that those do not add noise.
 # deps-host first: the fio package's tests run the real fio.
 unit: deps-host
-	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /cmd/)
-	$(GO) test -race -count=1 -timeout 15m ./cmd/...
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e /cmd/ -e /ci$$)
+	$(GO) test -race -count=1 -timeout 15m ./ci/ ./cmd/...
 	$(GO) test -count=1 -run 'AllocsPerOp|NoAllocOnHotPath' ./bench/ ./uring/
 
 # Short native fuzzing of every decoder (longer with FUZZTIME=5m).
@@ -74,6 +74,20 @@ bench-uring: build deps-host
 	done
 	./bin/uring.test -test.run='^$$' -test.bench='4K$$' -test.benchmem -test.count=3
 	./bin/snapring uring-bench --fio --rw randread --bs 4096 --qd 32 --runtime 10s
+
+# The pull-request performance check of .github/workflows/perf.yml, locally
+# (docs/ci.md): PERF_SUITE (ci/suites/pr.yaml) run by snapring built at
+# PERF_BASE (main) and by the working tree, then judged; or against a stored
+# baseline with PERF_BASELINE=DIR|FILE.tar.gz|git:REV:PATH. Output in
+# PERF_OUT (out/perf-ci/<time>); exit 0 pass, 1 regression, 2 no verdict.
+perf-ci: deps-ci
+	GO="$(GO)" ci/perf-ci.sh
+
+# xmllint, which ci's tests use (beside their own Go check) to validate the
+# JUnit output against ci/testdata/junit.xsd.
+deps-ci:
+	@command -v xmllint >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libxml2-utils; }
 
 deps-host:
 	@command -v fio >/dev/null && [ -f /usr/include/liburing.h ] || \

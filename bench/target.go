@@ -44,20 +44,27 @@ type engineTarget struct {
 	reqs []engine.Request
 	kind []ioKind
 	out  []*engine.Request
+	// delay is the injected per-operation delay (inject.go); 0 normally.
+	delay time.Duration
 }
 
 func newEngineTarget(qd int, dev *engine.Device, img *engine.Image) (*engineTarget, error) {
+	delay, err := injectedEngineDelay()
+	if err != nil {
+		return nil, err
+	}
 	q, err := engine.NewQueue(qd)
 	if err != nil {
 		return nil, err
 	}
-	return &engineTarget{q: q, dev: dev, img: img, reqs: make([]engine.Request, qd), kind: make([]ioKind, qd), out: make([]*engine.Request, qd)}, nil
+	return &engineTarget{q: q, dev: dev, img: img, reqs: make([]engine.Request, qd), kind: make([]ioKind, qd), out: make([]*engine.Request, qd), delay: delay}, nil
 }
 
 func (t *engineTarget) submit(slot int, k ioKind, off int64, buf []byte) error {
 	r := &t.reqs[slot]
 	*r = engine.Request{Off: off, UserData: uint64(slot)}
 	t.kind[slot] = k
+	delayEngineOp(t.delay)
 	switch k {
 	case ioOriginWrite:
 		r.Op, r.Device, r.Buf = engine.OpOriginWrite, t.dev, buf
