@@ -39,7 +39,7 @@ staticcheck: $(STATICCHECK)
 # deps-host first: the fio package's tests run the real fio.
 unit: deps-host
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e /cmd/ -e /ci$$)
-	$(GO) test -race -count=1 -timeout 15m ./ci/ ./cmd/...
+	$(GO) test -race -count=1 -p 1 -timeout 15m ./ci/ ./cmd/...
 	$(GO) test -count=1 -run 'AllocsPerOp|NoAllocOnHotPath' ./bench/ ./uring/
 
 # Short native fuzzing of every decoder (longer with FUZZTIME=5m).
