@@ -84,12 +84,22 @@ func TestRunSmall(t *testing.T) {
 func TestRunCancelledIsPartial(t *testing.T) {
 	sc := parse(t, strings.Replace(small, "run: 1s", "run: 30s", 1))
 	for _, skipBaseline := range []bool{true, false} {
-		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-		start := time.Now()
-		res, err := Run(ctx, RunConfig{Scenario: sc, SkipBaseline: skipBaseline})
+		// Cancel once the side under test reports progress: deterministic,
+		// however slow the prefill and the setup are on a loaded machine.
+		side := "engine"
+		if !skipBaseline {
+			side = "baseline"
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var start time.Time
+		progress := cancelOn{side: side, cancel: cancel, at: &start}
+		res, err := Run(ctx, RunConfig{Scenario: sc, SkipBaseline: skipBaseline, Progress: &progress})
 		cancel()
+		if start.IsZero() {
+			t.Fatalf("baseline skipped %v: the %s side never reported progress (%v)", skipBaseline, side, err)
+		}
 		if took := time.Since(start); took > 10*time.Second {
-			t.Errorf("baseline skipped %v: stopped after %v", skipBaseline, took)
+			t.Errorf("baseline skipped %v: stopped %v after the cancel", skipBaseline, took)
 		}
 		if skipBaseline {
 			if err != nil || !res.Partial {
@@ -99,6 +109,21 @@ func TestRunCancelledIsPartial(t *testing.T) {
 			t.Errorf("cancelled in the baseline: %v; want ErrInterrupted and no result", err)
 		}
 	}
+}
+
+// cancelOn cancels when a progress line names side.
+type cancelOn struct {
+	side   string
+	cancel func()
+	at     *time.Time
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	if c.at.IsZero() && strings.Contains(string(p), c.side) {
+		*c.at = time.Now()
+		c.cancel()
+	}
+	return len(p), nil
 }
 
 func TestRunOverflowKeepsGoing(t *testing.T) {

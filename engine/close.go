@@ -25,8 +25,9 @@ const closeTimeout = time.Second
 // kernel (a request may still succeed then), and fails every request left
 // waiting (parked on a chunk, for a chunk buffer or for Take) with
 // ErrQueueClosed, releasing its snapshot reference and its place in Take's
-// barrier, so that Snapshot.Done fires. Requests it ended are not returned
-// (there is no Poll after Close); their Err says how they ended. Close
+// barrier, so that Snapshot.Done fires. Requests it ended, and completed
+// ones Poll had not returned, are the caller's again without a Poll (there
+// is none after Close): their Err says how they ended. Close
 // returns an error if some request could not be released in time (its I/O
 // is still in the kernel: it keeps the snapshot alive rather than let its
 // buffers be unmapped under the kernel). A hosted queue's Close, on the
@@ -44,6 +45,14 @@ func (q *Queue) Close() error {
 		left = q.drainForClose(time.Now().Add(closeTimeout))
 	}
 	q.closed = true
+	// Hand back what is done: those requests may be submitted again.
+	for _, r := range q.done {
+		r.to(reqIdle)
+		q.slots[r.slot] = nil
+		q.free = append(q.free, r.slot)
+		q.live--
+	}
+	q.done = q.done[:0]
 	var err error
 	if left > 0 {
 		err = fmt.Errorf("engine: queue closed with %d requests still in flight after %v (I/O in the kernel, or woken and not yet delivered): their snapshot stays referenced", left, closeTimeout)

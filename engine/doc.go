@@ -45,6 +45,16 @@
 // synchronous convenience, through pooled queues and pinned bounce
 // buffers).
 //
+// # Lifecycles
+//
+// Take (bounded by DefaultTakeTimeout) and TakeContext wait for the origin
+// writes in flight; when the wait ends first, the barrier is lifted and the
+// snapshot stays untaken. Destroy ends the snapshot; Done is closed once
+// the last request holding it has completed and its storage is closed,
+// and Events is closed with it. Queue.Close never abandons a request: it
+// completes what is in the kernel and fails what waits with
+// ErrQueueClosed, so that Done fires.
+//
 // # Concurrency
 //
 // The choice that sets performance (shared/DESIGN.md, option 1): every

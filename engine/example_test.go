@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/snapring/snapring/engine"
 )
 
@@ -43,4 +45,20 @@ func Example() {
 	// Output:
 	// image: old!, origin: new!
 	// chunk size: 262144 copied: 1
+}
+
+// Compose a fault injector: the second origin discard fails with EIO, once.
+// Set it as Options.Inject; here it is asked directly.
+func ExampleIf() {
+	inj := engine.If(engine.AllOf(engine.OnTarget(engine.FaultOrigin), engine.OnOps(engine.FaultDiscard)),
+		engine.OnNth(2, engine.FailWith(unix.EIO)))
+	for _, op := range []engine.FaultOp{engine.FaultDiscard, engine.FaultWrite, engine.FaultDiscard, engine.FaultDiscard} {
+		got, ok := inj.Inject(engine.FaultIO{Op: op, Target: engine.FaultOrigin, Off: 0, Len: 4096})
+		fmt.Println(op, ok, got.Errno)
+	}
+	// Output:
+	// discard false errno 0
+	// write false errno 0
+	// discard true input/output error
+	// discard false errno 0
 }

@@ -119,6 +119,9 @@ func TestQueueCloseReleases(t *testing.T) {
 	if !errors.Is(rd.Err, ErrQueueClosed) {
 		t.Fatalf("parked read after Close: %v, want ErrQueueClosed", rd.Err)
 	}
+	if rd.state != reqIdle {
+		t.Fatalf("a request Close failed is %s, want idle (the caller's again)", rd.state)
+	}
 	if err := q2.q.Submit(rd); !errors.Is(err, ErrQueueClosed) {
 		t.Fatalf("Submit on a closed queue: %v", err)
 	}

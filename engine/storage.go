@@ -214,10 +214,17 @@ func (s *diffStorage) add(path string, off, length int64, first, overwrite bool)
 	if off < 0 || length < 0 || off%4096 != 0 || length%4096 != 0 {
 		return fmt.Errorf("%w: difference storage %s: offset %d and length %d must be non-negative multiples of 4096", ErrInvalid, path, off, length)
 	}
-	fi, statErr := os.Stat(path)
-	var f *os.File
-	var err error
-	growable, created := false, false
+	if fi, err := os.Stat(path); err == nil {
+		// Before anything is opened: an original named as storage would
+		// otherwise be refused as an existing file, or truncated.
+		if err := s.checkNotOrigin(path, statFileID(fi)); err != nil {
+			return err
+		}
+	}
+	f, growable, created, err := openStorage(path, first, overwrite)
+	if err != nil {
+		return err
+	}
 	// fail undoes what add did: a file it created is removed again, so a
 	// refused storage leaves nothing behind.
 	fail := func(err error) error {
@@ -227,49 +234,11 @@ func (s *diffStorage) add(path string, off, length int64, first, overwrite bool)
 		}
 		return err
 	}
-	switch {
-	case statErr == nil && fi.IsDir():
-		fd, err := unix.Open(path, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			return fmt.Errorf("engine: difference storage: O_TMPFILE in %s: %w", path, err)
-		}
-		f = os.NewFile(uintptr(fd), path+"/(tmpfile)")
-		growable = true
-	case statErr == nil && fi.Mode()&os.ModeDevice != 0:
-		f, err = os.OpenFile(path, os.O_RDWR|unix.O_EXCL, 0)
-		if err != nil {
-			return fmt.Errorf("engine: difference storage: open block device %s: %w", path, err)
-		}
-	case statErr == nil || errors.Is(statErr, os.ErrNotExist):
-		if !first && statErr != nil {
-			return fmt.Errorf("%w: difference storage to append %s: %v", ErrInvalid, path, statErr)
-		}
-		if statErr == nil {
-			if err := s.notAnOrigin(path, statFileID(fi)); err != nil {
-				return err
-			}
-		}
-		if first && statErr == nil && !overwrite {
-			return fmt.Errorf("%w: difference storage %s exists: refusing to overwrite it (ask for it to be overwritten, or name a new file or a directory)", ErrInvalid, path)
-		}
-		flags := os.O_RDWR
-		if statErr != nil {
-			flags |= os.O_CREATE | os.O_EXCL
-		}
-		f, err = os.OpenFile(path, flags, 0o600)
-		if err != nil {
-			return fmt.Errorf("engine: difference storage: %w", err)
-		}
-		created = statErr != nil
-		growable = first
-	default:
-		return fmt.Errorf("engine: difference storage %s: %w", path, statErr)
-	}
 	id, isBlk, err := statID(f)
 	if err != nil {
 		return fail(fmt.Errorf("engine: difference storage %s: %w", path, err))
 	}
-	if err := s.notAnOrigin(path, id); err != nil {
+	if err := s.checkNotOrigin(path, id); err != nil {
 		return fail(err)
 	}
 	e := &extent{file: f, fd: int32(f.Fd()), physOff: off, ownsFile: true, growable: growable, id: id}
@@ -277,36 +246,8 @@ func (s *diffStorage) add(path string, off, length int64, first, overwrite bool)
 		e.path = path
 	}
 	e.punted = readsPunted(e.fd, isBlk)
-	switch {
-	case isBlk:
-		size, err := blockDeviceSize(f)
-		if err != nil {
-			return fail(fmt.Errorf("engine: difference storage %s: size: %w", path, err))
-		}
-		if length == 0 {
-			length = size - off
-		}
-		if off+length > size || length <= 0 {
-			return fail(fmt.Errorf("%w: difference storage %s: range %d+%d beyond its %d bytes", ErrInvalid, path, off, length, size))
-		}
-		e.capacity, e.maxLen = length, length
-	case growable:
-		if length <= 0 {
-			return fail(fmt.Errorf("%w: difference storage %s: a limit is required for a file or directory", ErrInvalid, path))
-		}
-		if err := f.Truncate(0); err != nil {
-			return fail(fmt.Errorf("engine: difference storage %s: %w", path, err))
-		}
-		e.maxLen = length
-	default:
-		// An appended regular file: the given range, allocated now.
-		if length <= 0 {
-			return fail(fmt.Errorf("%w: difference storage %s: a length is required to append a file", ErrInvalid, path))
-		}
-		if err := s.fallocate(FaultFallocate, e.fd, off, length); err != nil {
-			return fail(fmt.Errorf("engine: difference storage %s: fallocate %d bytes: %w", path, length, err))
-		}
-		e.capacity, e.maxLen = length, length
+	if err := s.sizeExtent(e, path, isBlk, length); err != nil {
+		return fail(err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -332,9 +273,48 @@ func (s *diffStorage) add(path string, off, length int64, first, overwrite bool)
 	return nil
 }
 
-// notAnOrigin refuses a difference storage that is an original device of
-// this snapshot or of another live one.
-func (s *diffStorage) notAnOrigin(path string, id fileID) error {
+// openStorage opens what path names for the difference storage: an
+// O_TMPFILE in a directory, a block device (exclusively), or a regular
+// file (created if missing, only at the storage's creation). growable says
+// whether it grows by portions; created, whether this made the file.
+func openStorage(path string, first, overwrite bool) (f *os.File, growable, created bool, err error) {
+	fi, statErr := os.Stat(path)
+	switch {
+	case statErr == nil && fi.IsDir():
+		fd, err := unix.Open(path, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, false, false, fmt.Errorf("engine: difference storage: O_TMPFILE in %s: %w", path, err)
+		}
+		return os.NewFile(uintptr(fd), path+"/(tmpfile)"), true, false, nil
+	case statErr == nil && fi.Mode()&os.ModeDevice != 0:
+		f, err = os.OpenFile(path, os.O_RDWR|unix.O_EXCL, 0)
+		if err != nil {
+			return nil, false, false, fmt.Errorf("engine: difference storage: open block device %s: %w", path, err)
+		}
+		return f, false, false, nil
+	case statErr == nil || errors.Is(statErr, os.ErrNotExist):
+		if !first && statErr != nil {
+			return nil, false, false, fmt.Errorf("%w: difference storage to append %s: %v", ErrInvalid, path, statErr)
+		}
+		if first && statErr == nil && !overwrite {
+			return nil, false, false, fmt.Errorf("%w: difference storage %s exists: refusing to overwrite it (ask for it to be overwritten, or name a new file or a directory)", ErrInvalid, path)
+		}
+		flags := os.O_RDWR
+		if statErr != nil {
+			flags |= os.O_CREATE | os.O_EXCL
+		}
+		f, err = os.OpenFile(path, flags, 0o600)
+		if err != nil {
+			return nil, false, false, fmt.Errorf("engine: difference storage: %w", err)
+		}
+		return f, first, statErr != nil, nil
+	}
+	return nil, false, false, fmt.Errorf("engine: difference storage %s: %w", path, statErr)
+}
+
+// checkNotOrigin refuses a difference storage that is an original device,
+// of this snapshot or of another live one.
+func (s *diffStorage) checkNotOrigin(path string, id fileID) error {
 	for _, o := range s.originIDs {
 		if o == id {
 			return fmt.Errorf("%w: difference storage %s is one of the snapshot's original devices", ErrInvalid, path)
@@ -344,6 +324,45 @@ func (s *diffStorage) notAnOrigin(path string, id fileID) error {
 		if o == id {
 			return fmt.Errorf("%w: difference storage %s is an original device of another live snapshot", ErrInvalid, path)
 		}
+	}
+	return nil
+}
+
+// sizeExtent sets e's capacity and limit: a block device's range (length
+// 0: to its end), a growable file's limit (emptied, grown later), or an
+// appended file's range, allocated now.
+func (s *diffStorage) sizeExtent(e *extent, path string, isBlk bool, length int64) error {
+	off := e.physOff
+	switch {
+	case isBlk:
+		size, err := blockDeviceSize(e.file)
+		if err != nil {
+			return fmt.Errorf("engine: difference storage %s: size: %w", path, err)
+		}
+		if length == 0 {
+			length = size - off
+		}
+		if off+length > size || length <= 0 {
+			return fmt.Errorf("%w: difference storage %s: range %d+%d beyond its %d bytes", ErrInvalid, path, off, length, size)
+		}
+		e.capacity, e.maxLen = length, length
+	case e.growable:
+		if length <= 0 {
+			return fmt.Errorf("%w: difference storage %s: a limit is required for a file or directory", ErrInvalid, path)
+		}
+		if err := e.file.Truncate(0); err != nil {
+			return fmt.Errorf("engine: difference storage %s: %w", path, err)
+		}
+		e.maxLen = length
+	default:
+		// An appended regular file: the given range, allocated now.
+		if length <= 0 {
+			return fmt.Errorf("%w: difference storage %s: a length is required to append a file", ErrInvalid, path)
+		}
+		if err := s.fallocate(FaultFallocate, e.fd, off, length); err != nil {
+			return fmt.Errorf("engine: difference storage %s: fallocate %d bytes: %w", path, length, err)
+		}
+		e.capacity, e.maxLen = length, length
 	}
 	return nil
 }

@@ -227,7 +227,10 @@ const maxEvents = 64
 func drainEvents(snap *engine.Snapshot, into []string) []string {
 	for {
 		select {
-		case e := <-snap.Events():
+		case e, ok := <-snap.Events():
+			if !ok { // closed once the snapshot is finalized
+				return into
+			}
 			if len(into) < maxEvents {
 				into = append(into, e.String())
 			}

@@ -348,110 +348,142 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 	}
 	submitted := 0
 	for {
-		toSubmit := r.sqeTail - atomic.LoadUint32(r.sqHead)
-		var flags uint32
-		if sqPoll {
-			// The poll thread consumes the SQ; enter only to wake it or wait.
-			if toSubmit > 0 && atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
-				flags |= enterSQWakeup
-			}
-			submitted += int(toSubmit)
-			toSubmit = 0
-		}
-		// The kernel counts min_complete against CQEs in the ring only, and
-		// cannot post more than the ring holds: wait for what is still
-		// missing beyond the backlog, and empty a full ring into the backlog.
-		var kernelWait uint32
-		if waitNr > 0 && r.cqReady() < waitNr {
-			if atomic.LoadUint32(r.cqTail)-*r.cqHead >= r.cqEntries {
-				r.moveToBacklog()
-			}
-			kernelWait = min(waitNr-uint32(len(r.backlog)), r.cqEntries)
-			flags |= enterGetEvents
-		}
-		if r.needsGetEvents() {
-			flags |= enterGetEvents
-		}
+		toSubmit, flags, kernelWait, polled := r.enterPlan(waitNr, sqPoll)
+		submitted += polled
 		if toSubmit == 0 && flags == 0 {
 			return submitted, nil
 		}
-		var arg unsafe.Pointer
-		var argSize uintptr
-		// A wait longer than r.kick ends early (ETIME below) to kick io-wq.
-		kicking := kernelWait > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0
-		if kicking && r.kick == 0 {
-			r.kick = kickFirst
+		arg, argSize, err := r.waitBound(kernelWait, timeout, deadline)
+		if err != nil {
+			return submitted, err
 		}
-		if kernelWait > 0 && (timeout > 0 || kicking) {
-			left := r.kick
-			if timeout > 0 {
-				left = time.Until(deadline)
-				if left <= 0 {
-					return submitted, ErrTimeout
-				}
-				if kicking {
-					left = min(left, r.kick)
-				}
-			}
-			r.waitTS = unix.NsecToTimespec(int64(left))
-			r.waitArg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.waitTS)))}
-			arg = unsafe.Pointer(&r.waitArg)
-			argSize = unsafe.Sizeof(r.waitArg)
+		if arg != nil {
 			flags |= enterExtArg
 		}
-		var n uintptr
-		var errno unix.Errno
-		switch {
-		case r.rawEnter && kernelWait == 0:
-			// Does not sleep (min_complete 0): skip the scheduler's syscall
-			// bookkeeping, ~10 ns per NOP at batch 32 (BenchmarkNop).
-			n, _, errno = unix.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), 0, uintptr(flags), uintptr(arg), argSize)
-		case r.rawEnter && toSubmit > 0 && r.presubmit >= 0:
-			// Submit first without sleeping: operations that complete
-			// inline (NOPs, reads from the page cache) often satisfy the
-			// wait, and then no sleeping enter is needed. Otherwise the loop
-			// comes back and waits with nothing left to submit.
-			n, _, errno = unix.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), 0, uintptr(flags&^enterExtArg), 0, 0)
-			if errno == 0 && r.cqReady() < waitNr {
-				r.presubmit = presubmitBackoff
-			}
-		default:
-			if r.rawEnter && toSubmit > 0 {
-				r.presubmit++
-			}
-			n, _, errno = unix.Syscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), uintptr(kernelWait), uintptr(flags), uintptr(arg), argSize)
-		}
-		switch errno {
-		case 0:
-			// When it submitted something, the kernel reports a wait cut
-			// short by a signal (Go preempts with SIGURG) as success; the
-			// loop resumes the wait until enough completions are ready.
-			submitted += int(n)
-			if r.kicks > 0 {
-				r.moveToBacklog() // drops the kicks' completions
-			}
-			if waitNr == 0 || r.cqReady() >= waitNr {
-				if r.sqeTail == atomic.LoadUint32(r.sqHead) || sqPoll || n == 0 {
-					return submitted, nil
-				}
-			}
-		case unix.EINTR:
-			// Resume: SQEs the kernel already took are gone from the SQ.
-		case unix.ETIME:
-			if timeout > 0 && !time.Now().Before(deadline) {
-				return submitted, ErrTimeout
-			}
-			r.kickIOWQ()
-		case unix.EBUSY, unix.EAGAIN:
-			// The CQ is full (or its overflow list is): move completions to
-			// the backlog so the kernel can post more, then retry.
-			if r.moveToBacklog() == 0 && !r.needsGetEvents() {
-				return submitted, fmt.Errorf("uring: io_uring_enter: %w", errno)
-			}
-		default:
-			return submitted, fmt.Errorf("uring: io_uring_enter: %w", errno)
+		n, errno := r.enterSyscall(toSubmit, flags, kernelWait, waitNr, arg, argSize)
+		if done, err := r.enterResult(n, errno, waitNr, sqPoll, timeout, deadline, &submitted); done {
+			return submitted, err
 		}
 	}
+}
+
+// enterPlan says what the next io_uring_enter does: the SQEs it submits,
+// its flags and the completions it waits for in the kernel. With SQPOLL the
+// poll thread consumes the SQ, so the SQEs are counted as submitted
+// (polled) and the enter only wakes the thread or waits.
+func (r *Ring) enterPlan(waitNr uint32, sqPoll bool) (toSubmit, flags, kernelWait uint32, polled int) {
+	toSubmit = r.sqeTail - atomic.LoadUint32(r.sqHead)
+	if sqPoll {
+		if toSubmit > 0 && atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
+			flags |= enterSQWakeup
+		}
+		polled, toSubmit = int(toSubmit), 0
+	}
+	// The kernel counts min_complete against CQEs in the ring only, and
+	// cannot post more than the ring holds: wait for what is still missing
+	// beyond the backlog, and empty a full ring into the backlog.
+	if waitNr > 0 && r.cqReady() < waitNr {
+		if atomic.LoadUint32(r.cqTail)-*r.cqHead >= r.cqEntries {
+			r.moveToBacklog()
+		}
+		kernelWait = min(waitNr-uint32(len(r.backlog)), r.cqEntries)
+		flags |= enterGetEvents
+	}
+	if r.needsGetEvents() {
+		flags |= enterGetEvents
+	}
+	return toSubmit, flags, kernelWait, polled
+}
+
+// waitBound returns the EXT_ARG of a wait bounded by the caller's deadline or
+// by the io-wq kick interval (a wait longer than r.kick ends early, with
+// ETIME, to kick io-wq), whichever comes first; nil for an unbounded wait
+// or none. Past the deadline it returns ErrTimeout.
+func (r *Ring) waitBound(kernelWait uint32, timeout time.Duration, deadline time.Time) (unsafe.Pointer, uintptr, error) {
+	kicking := kernelWait > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0
+	if kicking && r.kick == 0 {
+		r.kick = kickFirst
+	}
+	if kernelWait == 0 || timeout <= 0 && !kicking {
+		return nil, 0, nil
+	}
+	left := r.kick
+	if timeout > 0 {
+		left = time.Until(deadline)
+		if left <= 0 {
+			return nil, 0, ErrTimeout
+		}
+		if kicking {
+			left = min(left, r.kick)
+		}
+	}
+	r.waitTS = unix.NsecToTimespec(int64(left))
+	r.waitArg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.waitTS)))}
+	return unsafe.Pointer(&r.waitArg), unsafe.Sizeof(r.waitArg), nil
+}
+
+// enterSyscall makes the io_uring_enter call itself.
+func (r *Ring) enterSyscall(toSubmit, flags, kernelWait, waitNr uint32, arg unsafe.Pointer, argSize uintptr) (uintptr, unix.Errno) {
+	var n uintptr
+	var errno unix.Errno
+	switch {
+	case r.rawEnter && kernelWait == 0:
+		// Does not sleep (min_complete 0): skip the scheduler's syscall
+		// bookkeeping, ~10 ns per NOP at batch 32 (BenchmarkNop).
+		n, _, errno = unix.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), 0, uintptr(flags), uintptr(arg), argSize)
+	case r.rawEnter && toSubmit > 0 && r.presubmit >= 0:
+		// Submit first without sleeping: operations that complete
+		// inline (NOPs, reads from the page cache) often satisfy the
+		// wait, and then no sleeping enter is needed. Otherwise the loop
+		// comes back and waits with nothing left to submit.
+		n, _, errno = unix.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), 0, uintptr(flags&^enterExtArg), 0, 0)
+		if errno == 0 && r.cqReady() < waitNr {
+			r.presubmit = presubmitBackoff
+		}
+	default:
+		if r.rawEnter && toSubmit > 0 {
+			r.presubmit++
+		}
+		n, _, errno = unix.Syscall6(sysEnter, uintptr(r.fd), uintptr(toSubmit), uintptr(kernelWait), uintptr(flags), uintptr(arg), argSize)
+	}
+	return n, errno
+}
+
+// enterResult handles one io_uring_enter's outcome, EINTR, the kick
+// interval's ETIME and a full CQ included: done says whether enter returns
+// (with err).
+func (r *Ring) enterResult(n uintptr, errno unix.Errno, waitNr uint32, sqPoll bool, timeout time.Duration, deadline time.Time, submitted *int) (done bool, err error) {
+	switch errno {
+	case 0:
+		// When it submitted something, the kernel reports a wait cut
+		// short by a signal (Go preempts with SIGURG) as success; the
+		// loop resumes the wait until enough completions are ready.
+		*submitted += int(n)
+		if r.kicks > 0 {
+			r.moveToBacklog() // drops the kicks' completions
+		}
+		if waitNr == 0 || r.cqReady() >= waitNr {
+			if r.sqeTail == atomic.LoadUint32(r.sqHead) || sqPoll || n == 0 {
+				return true, nil
+			}
+		}
+	case unix.EINTR:
+		// Resume: SQEs the kernel already took are gone from the SQ.
+	case unix.ETIME:
+		if timeout > 0 && !time.Now().Before(deadline) {
+			return true, ErrTimeout
+		}
+		r.kickIOWQ()
+	case unix.EBUSY, unix.EAGAIN:
+		// The CQ is full (or its overflow list is): move completions to
+		// the backlog so the kernel can post more, then retry.
+		if r.moveToBacklog() == 0 && !r.needsGetEvents() {
+			return true, fmt.Errorf("uring: io_uring_enter: %w", errno)
+		}
+	default:
+		return true, fmt.Errorf("uring: io_uring_enter: %w", errno)
+	}
+	return false, nil
 }
 
 // Kicking io-wq. Buffered writes to regular files go to io-wq workers,
