@@ -1,9 +1,9 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // Options are the engine's parameters, named and defaulted as blksnap's.
@@ -111,7 +111,7 @@ func (o *Options) EnsureDefaults() *Options {
 }
 
 // Validate checks every option; call it after EnsureDefaults. It reports
-// every problem at once (errors.Join), each wrapping ErrInvalid and naming
+// every problem at once (on one line, each reachable with errors.Is), each wrapping ErrInvalid and naming
 // the option by its blksnap name.
 func (o *Options) Validate() error {
 	page := uint(12)
@@ -151,8 +151,31 @@ func (o *Options) Validate() error {
 	if o.EventQueueSize < 1 || o.EventQueueSize > 1<<20 {
 		bad("event queue size %d: want 1..1048576", o.EventQueueSize)
 	}
-	return errors.Join(errs...)
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return problems(errs)
 }
+
+// problems is several option problems as one error on one line (a CLI
+// prints an error as one line), each still reachable with errors.Is.
+type problems []error
+
+func (p problems) Error() string {
+	var b strings.Builder
+	for i, e := range p {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+func (p problems) Unwrap() []error { return p }
 
 // ChunkShift computes a device's chunk size as blksnap does: start from the
 // page size, raise it to the device's minimum I/O size, to at least
