@@ -46,7 +46,7 @@ func main() {
 		profFile = f
 		return nil
 	}
-	root.AddCommand(runCmd(), compareCmd(), reportCmd(), scenariosCmd(), uringBenchCmd(), deviceCmd(), snapshotCmd())
+	root.AddCommand(runCmd(), compareCmd(), reportCmd(), scenariosCmd(), uringBenchCmd(), deviceCmd(), snapshotCmd(), daemonCmd())
 	err := root.Execute()
 	if profFile != nil {
 		pprof.StopCPUProfile()

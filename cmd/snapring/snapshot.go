@@ -14,9 +14,21 @@ import (
 	"github.com/snapring/snapring/ublk"
 )
 
-// snapshotCmd exposes original devices through ublk, takes a snapshot of
-// them and exposes the images, in the foreground until SIGINT or SIGTERM.
+// snapshotCmd groups the snapshot commands: run (the one-shot foreground
+// server) and the daemon's clients (daemon.go).
 func snapshotCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "snapshot",
+		Short: "Snapshots: run one in the foreground (run), or drive the daemon's (create, take, info, list, destroy, watch, append)",
+	}
+	cmd.AddCommand(snapshotRunCmd())
+	addSnapshotClientCmds(cmd)
+	return cmd
+}
+
+// snapshotRunCmd exposes original devices through ublk, takes a snapshot of
+// them and exposes the images, in the foreground until SIGINT or SIGTERM.
+func snapshotRunCmd() *cobra.Command {
 	var (
 		origins    []string
 		storage    string
@@ -29,8 +41,8 @@ func snapshotCmd() *cobra.Command {
 		cfg        ublk.DeviceConfig
 	)
 	cmd := &cobra.Command{
-		Use:   "snapshot --origin FILE... --storage PATH --limit SIZE",
-		Short: "Expose files or block devices as ublk origin devices, take a snapshot (now, or on SIGUSR1) and expose its images",
+		Use:   "run --origin FILE... --storage PATH --limit SIZE",
+		Short: "One-shot, no daemon: expose files or block devices as ublk origin devices, take a snapshot (now, or on SIGUSR1) and expose its images, until SIGINT or SIGTERM",
 		Long: `Prints one line per device as it appears:
   origin FILE /dev/ublkbN
   taken
@@ -95,46 +107,34 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	defer signal.Stop(sig)
 
-	var devs []*engine.Device
+	// The set tears down images, then the snapshot, then the origins
+	// (ublk.Teardown), whatever happens below.
+	set := ublk.NewSnapshotSet()
 	defer func() {
-		for _, d := range devs {
-			d.Close()
+		if e := set.Close(); e != nil && err == nil {
+			err = e
 		}
 	}()
+	var devs []*engine.Device
 	for _, p := range paths {
 		d, err := engine.OpenDevice(p)
 		if err != nil {
 			return &exitError{2, err}
 		}
+		set.AddDevice(d)
 		devs = append(devs, d)
 	}
 	snap, err := engine.NewSnapshot(devs, storage, opts)
 	if err != nil {
 		return &exitError{2, err}
 	}
-	var ublkDevs []*ublk.Device
-	defer func() {
-		// Images first, then the snapshot, then the origins.
-		n := min(len(devs), len(ublkDevs))
-		for _, u := range ublkDevs[n:] {
-			if e := u.Close(); e != nil && err == nil {
-				err = e
-			}
-		}
-		snap.Destroy()
-		<-snap.Done()
-		for _, u := range ublkDevs[:n] {
-			if e := u.Close(); e != nil && err == nil {
-				err = e
-			}
-		}
-	}()
+	set.SetSnapshot(snap)
 	for _, d := range devs {
 		u, err := ublk.Create(cfg, ublk.NewOriginTarget(d))
 		if err != nil {
 			return err
 		}
-		ublkDevs = append(ublkDevs, u)
+		set.AddOrigin(u)
 		fmt.Fprintf(out, "origin %s %s\n", d.Path(), u.Name())
 	}
 	go func() {
@@ -154,7 +154,7 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 			if err != nil {
 				return err
 			}
-			ublkDevs = append(ublkDevs, u)
+			set.AddImage(u)
 			fmt.Fprintf(out, "image %s %s\n", d.Path(), u.Name())
 		}
 		return nil
@@ -165,16 +165,20 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 		}
 	}
 	for {
-		s := <-sig
-		if s == syscall.SIGUSR1 {
-			if !taken {
-				if err := doTake(); err != nil {
-					return err
+		select {
+		case <-set.Stopped():
+			return fmt.Errorf("%s was stopped by the driver: removing the devices", set.StoppedDevice())
+		case s := <-sig:
+			if s == syscall.SIGUSR1 {
+				if !taken {
+					if err := doTake(); err != nil {
+						return err
+					}
 				}
+				continue
 			}
-			continue
+			fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %v: removing the devices\n", s)
+			return nil
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %v: removing the devices\n", s)
-		return nil
 	}
 }
