@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -300,6 +301,9 @@ func (d *Daemon) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
+// testDaemon is the running in-process daemon, for package tests.
+var testDaemon atomic.Pointer[Daemon]
+
 // maxWait bounds one wait-event.
 const maxWait = 10 * time.Minute
 
@@ -515,6 +519,10 @@ func Run(opts Options) error {
 		opts.tick = time.Second
 	}
 	d := &Daemon{opts: opts, cfg: cfg, level: new(slog.LevelVar), started: time.Now().UTC()}
+	if opts.inProcess {
+		testDaemon.Store(d)
+		defer testDaemon.CompareAndSwap(d, nil)
+	}
 	d.level.Set(parseLevel(cfg.Log.Level))
 	d.log = newLogger(opts.Log, cfg.Log.Format, d.level)
 	d.mu.devices, d.mu.snaps = map[uint64]*device{}, map[uint64]*snapshot{}
