@@ -77,3 +77,13 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestShippedConfigParses(t *testing.T) {
+	c, err := LoadConfig("../dist/snapring.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Socket != api.DefaultSocket || c.Defaults.Policy.AutoextendThreshold != 100 {
+		t.Fatalf("%+v", c)
+	}
+}

@@ -1,0 +1,112 @@
+#!/bin/bash
+# The daemon's whole lifecycle through the CLI client, on real ublk (runs in
+# the guest): add a device, ext4 with files and checksums, create + take
+# with freeze, mount the image and check every checksum, autoextend under
+# writes, overflow -> corrupted and image EIO with the origin intact,
+# destroy, remove, nothing left in /sys/block; SIGTERM under writes loses
+# no acknowledged write; kill -9 then restart cleans the stale devices.
+set -euo pipefail
+S=${SNAPRING_BIN:-/payload/bin/snapring}
+export SNAPRING_SOCKET=/tmp/snapring-test/s.sock
+W=/tmp/daemon-test
+rm -rf "$W" && mkdir -p "$W/cow" /mnt/o /mnt/i
+step() { echo "daemon.sh: $*"; }
+fail() { echo "daemon.sh: FAIL: $*"; cat "$W/daemon.log" || true; exit 1; }
+cat >"$W/cfg.yaml" <<YAML
+socket: $SNAPRING_SOCKET
+state_dir: /tmp/snapring-test/state
+log: {level: debug}
+YAML
+startd() {
+	"$S" daemon --config "$W/cfg.yaml" >>"$W/daemon.log" 2>&1 &
+	DPID=$!
+	for _ in $(seq 100); do "$S" device list >/dev/null 2>&1 && return 0; sleep 0.1; done
+	fail "daemon not serving"
+}
+json() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",]*\)\"\{0,1\}.*/\1/p" | head -1; }
+noublk() { ! ls /sys/block | grep -q ublkb || fail "left in /sys/block: $(ls /sys/block | grep ublkb)"; }
+
+startd
+truncate -s 256M "$W/disk.img"
+dev=$("$S" device add "$W/disk.img" -o json | json name)
+[ -b "$dev" ] || fail "no origin device ($dev)"
+step "origin $dev"
+mkfs.ext4 -q -F "$dev"
+mount "$dev" /mnt/o
+for i in $(seq 20); do head -c $((i * 37 * 1024)) /dev/urandom >/mnt/o/f$i; done
+(cd /mnt/o && sha256sum f* >"$W/sums")
+"$S" snapshot create --device 1 --storage "$W/cow" --limit 32MiB --portion 8MiB --chunk-shift 16 \
+	--autoextend-threshold 60 --autoextend-percent 50 --autoextend-limit 96MiB -o json >"$W/create.json"
+"$S" snapshot take 1 --freeze -o json >"$W/take.json"
+grep -q '"frozen"' "$W/take.json" || fail "take did not freeze /mnt/o: $(cat "$W/take.json")"
+img=$(json image <"$W/take.json")
+[ -b "$img" ] || fail "no image device ($img)"
+step "taken with freeze, image $img"
+# Change every file on the origin; the image keeps the old ones.
+for i in $(seq 20); do head -c 4096 /dev/urandom >>/mnt/o/f$i; done
+dd if=/dev/urandom of=/mnt/o/big bs=1M count=40 conv=fsync 2>/dev/null
+sync
+mount -o ro,noload "$img" /mnt/i
+(cd /mnt/i && sha256sum -c --quiet "$W/sums") || fail "image checksums"
+umount /mnt/i
+step "image checksums ok"
+"$S" snapshot watch 1 --wait --since 0 --kind autoextend --timeout 60s || fail "no autoextend event"
+step "autoextend event"
+"$S" snapshot info 1
+"$S" snapshot destroy 1
+noimg=$(ls /sys/block | grep -c ublkb || true)
+[ "$noimg" = 1 ] || fail "after destroy: $(ls /sys/block | grep ublkb)"
+
+# Overflow: a tiny storage, no autoextend.
+"$S" snapshot create --device 1 --storage "$W/cow" --limit 1MiB --portion 1MiB --chunk-shift 16 -o json >/dev/null
+"$S" snapshot take 2 -o json >"$W/take2.json"
+img=$(json image <"$W/take2.json")
+dd if=/dev/urandom of=/mnt/o/big2 bs=1M count=16 conv=fsync 2>/dev/null
+sync
+(cd /mnt/o && sha256sum big2 >"$W/sum2")
+"$S" snapshot watch 2 --wait --since 0 --kind corrupted --timeout 60s || fail "no corrupted event"
+if dd if="$img" of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null; then fail "corrupted image read succeeded"; fi
+(cd /mnt/o && sha256sum -c --quiet "$W/sum2") || fail "origin damaged by the overflow"
+step "overflow: corrupted event, image EIO, origin intact"
+"$S" snapshot destroy 2
+umount /mnt/o
+"$S" device remove 1
+noublk
+step "destroy + remove: nothing left"
+
+# SIGTERM under writes: every acknowledged write is on the backing file.
+dev=$("$S" device add "$W/disk.img" -o json | json name)
+: >"$W/acked"
+( for n in $(seq 0 4000); do
+	printf 'block %08d\n' "$n" | dd of="$dev" bs=4096 seek="$n" conv=sync,fsync oflag=direct status=none 2>/dev/null || exit 0
+	echo "$n" >>"$W/acked"
+done ) &
+WPID=$!
+sleep 2
+kill -TERM "$DPID"
+wait "$DPID" || fail "daemon exit status $? after SIGTERM"
+wait "$WPID" || true
+[ ! -e "$SNAPRING_SOCKET" ] || fail "socket left after SIGTERM"
+noublk
+n=0
+while read -r b; do
+	got=$(dd if="$W/disk.img" bs=4096 skip="$b" count=1 status=none | head -c 15)
+	[ "$got" = "$(printf 'block %08d' "$b")" ] || fail "acknowledged block $b lost (got '$got')"
+	n=$((n + 1))
+done <"$W/acked"
+[ "$n" -gt 0 ] || fail "no write was acknowledged"
+step "SIGTERM: exit 0, $n acknowledged writes all on disk, socket removed"
+
+# kill -9, then a restart removes what the dead daemon left.
+startd
+"$S" device add "$W/disk.img" >/dev/null
+kill -9 "$DPID"
+wait "$DPID" 2>/dev/null || true
+ls /sys/block | grep -q ublkb || step "(the driver removed the device itself)"
+startd
+"$S" snapshot watch --wait --since 0 --kind stale-device --timeout 30s || fail "no stale-device event"
+noublk
+kill -TERM "$DPID"
+wait "$DPID" || fail "daemon exit status $?"
+step "kill -9 + restart: stale device removed"
+echo "daemon.sh: PASS"
