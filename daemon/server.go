@@ -342,8 +342,16 @@ func (b *bus) lastSeq() uint64 {
 // and bounds the connections open at once.
 type peerListener struct {
 	net.Listener
-	d     *Daemon
-	slots chan struct{}
+	d         *Daemon
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// Close also ends an Accept that waits for a free slot.
+func (l *peerListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 type limitedConn struct {
@@ -363,8 +371,8 @@ func (l *peerListener) Accept() (net.Conn, error) {
 	for {
 		select {
 		case l.slots <- struct{}{}:
-		case <-time.After(time.Second):
-			continue // a full house: wait for a connection to close
+		case <-l.closed:
+			return nil, net.ErrClosed
 		}
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -566,7 +574,7 @@ func Run(opts Options) error {
 	if err != nil {
 		return err
 	}
-	pl := &peerListener{Listener: l, d: d, slots: make(chan struct{}, cfg.API.MaxConnections)}
+	pl := &peerListener{Listener: l, d: d, slots: make(chan struct{}, cfg.API.MaxConnections), closed: make(chan struct{})}
 	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: time.Duration(cfg.API.ReadTimeout),
 		ReadTimeout: time.Duration(cfg.API.ReadTimeout), WriteTimeout: time.Duration(cfg.API.WriteTimeout),
 		IdleTimeout: time.Duration(cfg.API.IdleTimeout), MaxHeaderBytes: 16 << 10,

@@ -11,7 +11,7 @@ export SNAPRING_SOCKET=/tmp/snapring-test/s.sock
 W=/tmp/daemon-test
 rm -rf "$W" && mkdir -p "$W/cow" /mnt/o /mnt/i
 step() { echo "daemon.sh: $*"; }
-fail() { echo "daemon.sh: FAIL: $*"; cat "$W/daemon.log" || true; exit 1; }
+fail() { echo "daemon.sh: FAIL: $*"; tail -50 "$W/daemon.log" || true; exit 1; }
 cat >"$W/cfg.yaml" <<YAML
 socket: $SNAPRING_SOCKET
 state_dir: /tmp/snapring-test/state
@@ -44,14 +44,23 @@ img=$(json image <"$W/take.json")
 step "taken with freeze, image $img"
 # Change every file on the origin; the image keeps the old ones.
 for i in $(seq 20); do head -c 4096 /dev/urandom >>/mnt/o/f$i; done
-dd if=/dev/urandom of=/mnt/o/big bs=1M count=40 conv=fsync 2>/dev/null
 sync
-mount -o ro,noload "$img" /mnt/i
+mount -o ro,noload "$img" /mnt/i || fail "mounting the image"
 (cd /mnt/i && sha256sum -c --quiet "$W/sums") || fail "image checksums"
 umount /mnt/i
 step "image checksums ok"
+# Autoextend: 24 MiB of new data into a 32 MiB storage at 60 %, slowly
+# enough for the once-a-second policy to extend before it fills.
+for i in $(seq 24); do
+	dd if=/dev/urandom of=/mnt/o/big bs=1M count=1 seek=$((i - 1)) conv=notrunc,fsync status=none
+	sleep 0.3
+done
 "$S" snapshot watch 1 --wait --since 0 --kind autoextend --timeout 60s || fail "no autoextend event"
-step "autoextend event"
+"$S" snapshot info 1 -o json | grep -q '"state": "taken"' || fail "snapshot not healthy after autoextend: $("$S" snapshot info 1)"
+mount -o ro,noload "$img" /mnt/i || fail "mounting the image after autoextend"
+(cd /mnt/i && sha256sum -c --quiet "$W/sums") || fail "image checksums after autoextend"
+umount /mnt/i
+step "autoextend event, image still intact"
 "$S" snapshot info 1
 "$S" snapshot destroy 1
 noimg=$(ls /sys/block | grep -c ublkb || true)
@@ -61,12 +70,14 @@ noimg=$(ls /sys/block | grep -c ublkb || true)
 "$S" snapshot create --device 1 --storage "$W/cow" --limit 1MiB --portion 1MiB --chunk-shift 16 -o json >/dev/null
 "$S" snapshot take 2 -o json >"$W/take2.json"
 img=$(json image <"$W/take2.json")
-dd if=/dev/urandom of=/mnt/o/big2 bs=1M count=16 conv=fsync 2>/dev/null
+head -c 16M /dev/urandom >"$W/src2"
+sum2=$(sha256sum <"$W/src2")
+dd if="$W/src2" of=/mnt/o/big2 bs=1M conv=fsync status=none
 sync
-(cd /mnt/o && sha256sum big2 >"$W/sum2")
 "$S" snapshot watch 2 --wait --since 0 --kind corrupted --timeout 60s || fail "no corrupted event"
 if dd if="$img" of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null; then fail "corrupted image read succeeded"; fi
-(cd /mnt/o && sha256sum -c --quiet "$W/sum2") || fail "origin damaged by the overflow"
+echo 3 >/proc/sys/vm/drop_caches
+[ "$(sha256sum </mnt/o/big2)" = "$sum2" ] || fail "origin damaged by the overflow"
 step "overflow: corrupted event, image EIO, origin intact"
 "$S" snapshot destroy 2
 umount /mnt/o
