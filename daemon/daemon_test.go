@@ -73,7 +73,7 @@ func (s *syncBuf) String() string {
 }
 
 // start runs a daemon in this process on a temporary socket.
-func start(t *testing.T, inProcess bool, edit func(*Config)) *running {
+func start(t testing.TB, inProcess bool, edit func(*Config)) *running {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := &Config{Socket: filepath.Join(dir, "s.sock"), StateDir: filepath.Join(dir, "state")}
@@ -109,7 +109,7 @@ func start(t *testing.T, inProcess bool, edit func(*Config)) *running {
 	return r
 }
 
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	if r.sig == nil {
 		return
 	}
@@ -201,7 +201,7 @@ func TestMetricsServed(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 }
 
-func addFileDevice(t *testing.T, r *running, size int64) api.Device {
+func addFileDevice(t testing.TB, r *running, size int64) api.Device {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "origin.img")
 	if err := os.WriteFile(p, make([]byte, size), 0o600); err != nil {

@@ -46,7 +46,7 @@ step "taken with freeze, image $img"
 for i in $(seq 20); do head -c 4096 /dev/urandom >>/mnt/o/f$i; done
 sync
 mount -o ro,noload "$img" /mnt/i || fail "mounting the image"
-(cd /mnt/i && sha256sum -c --quiet "$W/sums") || fail "image checksums"
+(cd /mnt/i && sha256sum -c -s "$W/sums") || fail "image checksums"
 umount /mnt/i
 step "image checksums ok"
 # Autoextend: 24 MiB of new data into a 32 MiB storage at 60 %, slowly
@@ -58,7 +58,7 @@ done
 "$S" snapshot watch 1 --wait --since 0 --kind autoextend --timeout 60s || fail "no autoextend event"
 "$S" snapshot info 1 -o json | grep -q '"state": "taken"' || fail "snapshot not healthy after autoextend: $("$S" snapshot info 1)"
 mount -o ro,noload "$img" /mnt/i || fail "mounting the image after autoextend"
-(cd /mnt/i && sha256sum -c --quiet "$W/sums") || fail "image checksums after autoextend"
+(cd /mnt/i && sha256sum -c -s "$W/sums") || fail "image checksums after autoextend"
 umount /mnt/i
 step "autoextend event, image still intact"
 "$S" snapshot info 1
