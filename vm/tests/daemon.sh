@@ -70,7 +70,7 @@ noimg=$(ls /sys/block | grep -c ublkb || true)
 "$S" snapshot create --device 1 --storage "$W/cow" --limit 1MiB --portion 1MiB --chunk-shift 16 -o json >/dev/null
 "$S" snapshot take 2 -o json >"$W/take2.json"
 img=$(json image <"$W/take2.json")
-head -c 16M /dev/urandom >"$W/src2"
+dd if=/dev/urandom of="$W/src2" bs=1M count=16 status=none
 sum2=$(sha256sum <"$W/src2")
 dd if="$W/src2" of=/mnt/o/big2 bs=1M conv=fsync status=none
 sync
