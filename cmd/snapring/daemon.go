@@ -218,6 +218,9 @@ func printEvent(w io.Writer, output string, e api.Event) {
 	if e.Path != "" {
 		line += " path=" + e.Path
 	}
+	if e.RequestedBytes != 0 {
+		line += fmt.Sprintf(" requested=%d", e.RequestedBytes)
+	}
 	if e.Dropped != 0 {
 		line += fmt.Sprintf(" dropped=%d", e.Dropped)
 	}

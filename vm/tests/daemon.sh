@@ -75,6 +75,8 @@ sum2=$(sha256sum <"$W/src2")
 dd if="$W/src2" of=/mnt/o/big2 bs=1M conv=fsync status=none
 sync
 "$S" snapshot watch 2 --wait --since 0 --kind corrupted --timeout 60s || fail "no corrupted event"
+"$S" snapshot watch 2 --wait --since 0 --kind overflow --timeout 10s || fail "no overflow event"
+"$S" snapshot info 2 -o json | grep -q '"state": "corrupted"' || fail "state not corrupted: $("$S" snapshot info 2)"
 if dd if="$img" of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null; then fail "corrupted image read succeeded"; fi
 echo 3 >/proc/sys/vm/drop_caches
 [ "$(sha256sum </mnt/o/big2)" = "$sum2" ] || fail "origin damaged by the overflow"
@@ -115,7 +117,9 @@ kill -9 "$DPID"
 wait "$DPID" 2>/dev/null || true
 ls /sys/block | grep -q ublkb || step "(the driver removed the device itself)"
 startd
-"$S" snapshot watch --wait --since 0 --kind stale-device --timeout 30s || fail "no stale-device event"
+"$S" snapshot watch --wait --since 0 --kind stale-device --timeout 30s >"$W/stale" || fail "no stale-device event"
+cat "$W/stale"
+grep -q ' removed$' "$W/stale" || fail "stale device not removed: $(cat "$W/stale")"
 noublk
 kill -TERM "$DPID"
 wait "$DPID" || fail "daemon exit status $?"
