@@ -400,12 +400,18 @@ func credPid(c *unix.Ucred) int32 {
 	return c.Pid
 }
 
-// refuse answers a refused peer with a 403 and closes.
+// refuse answers a refused peer with a 403 and closes. It then reads (and
+// drops) what the peer sends for a moment: closing with its request unread
+// would fail the peer's write with EPIPE before it could read the answer.
 func refuse(c net.Conn, why error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
 	body, _ := json.Marshal(api.Error{Code: api.CodePermissionDenied, Message: "permission denied: " + why.Error()})
 	fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	if uc, ok := c.(*net.UnixConn); ok {
+		uc.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 }
 
 func peerCred(c net.Conn) (*unix.Ucred, error) {
