@@ -91,6 +91,9 @@ step "destroy + remove: nothing left"
 dev=$("$S" device add "$W/disk.img" -o json | json name)
 : >"$W/acked"
 ( for n in $(seq 0 4000); do
+	# Checked first: once the device is gone, dd would create a regular
+	# file of that name on devtmpfs and report success (caught below).
+	[ -b "$dev" ] || exit 0
 	printf 'block %08d\n' "$n" | dd of="$dev" bs=4096 seek="$n" conv=sync,fsync oflag=direct status=none 2>/dev/null || exit 0
 	echo "$n" >>"$W/acked"
 done ) &
@@ -99,6 +102,7 @@ sleep 2
 kill -TERM "$DPID"
 wait "$DPID" || fail "daemon exit status $? after SIGTERM"
 wait "$WPID" || true
+[ ! -e "$dev" ] || fail "$dev still exists after SIGTERM ($(ls -l "$dev"))"
 [ ! -e "$SNAPRING_SOCKET" ] || fail "socket left after SIGTERM"
 noublk
 n=0
