@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/snapring/snapring/daemon/api"
@@ -114,15 +115,16 @@ func (d *Daemon) extend(s *snapshot, n int64) error {
 // from a bounded queue; a hook that finds the queue full is logged and
 // skipped, never blocking the event's publisher.
 type hookRunner struct {
-	log   func(msg string, args ...any)
-	warn  func(msg string, args ...any)
-	fail  func(e api.Event, h HookConfig, err error)
-	mu    sync.Mutex
-	hooks []HookConfig
-	queue chan hookJob
-	wg    sync.WaitGroup
-	ctx   context.Context
-	stop  context.CancelFunc
+	log     func(msg string, args ...any)
+	warn    func(msg string, args ...any)
+	fail    func(e api.Event, h HookConfig, err error)
+	mu      sync.Mutex
+	hooks   []HookConfig
+	queue   chan hookJob
+	skipped atomic.Int64
+	wg      sync.WaitGroup
+	ctx     context.Context
+	stop    context.CancelFunc
 }
 
 type hookJob struct {
@@ -170,7 +172,10 @@ func (r *hookRunner) dispatch(e api.Event) {
 		case <-r.ctx.Done():
 			return
 		default:
-			r.warn("hook queue full: skipped", "argv", h.Argv, "event", e.Seq)
+			// Logged at 1, 2, 4, 8... skips: an event flood is not a log flood.
+			if n := r.skipped.Add(1); n&(n-1) == 0 {
+				r.warn("hook queue full: skipped", "argv", h.Argv, "event", e.Seq, "skipped_total", n)
+			}
 		}
 	}
 }

@@ -143,6 +143,10 @@ func (d *Daemon) createSnapshot(req api.SnapshotCreateRequest) (api.Snapshot, er
 // pump turns the engine's events into the daemon's.
 func (d *Daemon) pump(s *snapshot) {
 	defer close(s.pumpDone)
+	// The engine raises overflow once per chunk that finds no room: log the
+	// first of each kind and then every 1000th, publish them all (the
+	// history is bounded).
+	seen := map[engine.EventKind]int{}
 	for {
 		select {
 		case e := <-s.snap.Events():
@@ -167,11 +171,15 @@ func (d *Daemon) pump(s *snapshot) {
 			if e.Err != nil {
 				ev.Message = e.Err.Error()
 			}
+			seen[e.Kind]++
 			lvl := d.log.Warn
 			if e.Kind == engine.EventCorrupted || e.Kind == engine.EventOverflow {
 				lvl = d.log.Error
 			}
-			lvl("snapshot event", "snapshot", s.id, "kind", ev.Kind, "device", e.Device, "requested", e.RequestedBytes, "err", e.Err)
+			if n := seen[e.Kind]; n != 1 && n%1000 != 0 {
+				lvl = d.log.Debug
+			}
+			lvl("snapshot event", "snapshot", s.id, "kind", ev.Kind, "device", e.Device, "requested", e.RequestedBytes, "err", e.Err, "count", seen[e.Kind])
 			d.events.publish(ev)
 		case <-s.pumpQuit:
 			return
