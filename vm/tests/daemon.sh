@@ -119,7 +119,7 @@ startd
 "$S" device add "$W/disk.img" >/dev/null
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null || true
-ls /sys/block | grep -q ublkb || step "(the driver removed the device itself)"
+ls /sys/block | grep -q ublkb || step "(the driver already removed the block device; its ublkc control device stays until deleted)"
 startd
 "$S" snapshot watch --wait --since 0 --kind stale-device --timeout 30s >"$W/stale" || fail "no stale-device event"
 cat "$W/stale"
