@@ -94,3 +94,10 @@ deps-host:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fio liburing-dev gcc; }
 
 -include vm/vm.mk
+
+# The daemon's soak: create/take/info/destroy loops through the API under
+# origin writes, RSS/goroutines/fds at start and end (SOAK=60s in CI).
+SOAK ?= 10m
+.PHONY: soak
+soak:
+	SNAPRING_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestSoak$$' -v -timeout $$(( $$(echo $(SOAK) | sed 's/m$$/*60/;s/s$$//') + 300 ))s ./daemon/

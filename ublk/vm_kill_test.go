@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// TestVMSnapshotKill9: the snapshot server (snapring snapshot) is killed
+// TestVMSnapshotKill9: the snapshot server (snapring snapshot run) is killed
 // with SIGKILL while writers load its origin device. The kernel must not
 // hang: the writers' I/O fails, the devices can be removed, and every write
 // acknowledged before the kill is in the backing file.
@@ -33,7 +33,7 @@ func TestVMSnapshotKill9(t *testing.T) {
 		block = 64 << 10
 	)
 	path, _ := backingFile(t, size, 11)
-	cmd := exec.Command(bin, "snapshot", "--origin", path, "--storage", t.TempDir(), "--limit", "64MiB", "--chunk-shift", "16")
+	cmd := exec.Command(bin, "snapshot", "run", "--origin", path, "--storage", t.TempDir(), "--limit", "64MiB", "--chunk-shift", "16")
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

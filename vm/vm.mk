@@ -53,3 +53,11 @@ vm-bench-shell: vm-deps
 	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
 	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
 	vm/run.sh --mem 2G --smp 2 --timeout 1200 -- "$(VM_PAYLOAD)-bench" bash bench/compare.sh
+
+# The daemon's figures: take -> taken with and without freeze, and the
+# origin write throughput with metrics on against off (vm/bench/daemon.sh).
+.PHONY: vm-bench-daemon
+vm-bench-daemon: vm-deps
+	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
+	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
+	vm/run.sh --mem 2G --smp 2 --timeout 1800 -- "$(VM_PAYLOAD)-bench" bash bench/daemon.sh

@@ -19,17 +19,18 @@ import (
 func deviceCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "device",
-		Short: "Expose a target as a ublk block device (/dev/ublkbN) until SIGINT or SIGTERM",
+		Short: "ublk devices: the daemon's (add, list, info, remove), a one-shot passthrough in the foreground, remove-stale",
 	}
-	cmd.AddCommand(devicePassthroughCmd(), deviceRemoveCmd())
+	cmd.AddCommand(devicePassthroughCmd(), deviceRemoveStaleCmd())
+	addDeviceClientCmds(cmd)
 	return cmd
 }
 
-// deviceRemoveCmd deletes devices a dead server left behind (kill -9): the
-// driver has failed their I/O; removing them frees the names.
-func deviceRemoveCmd() *cobra.Command {
+// deviceRemoveStaleCmd deletes devices a dead server left behind (kill -9):
+// the driver has failed their I/O; removing them frees the names.
+func deviceRemoveStaleCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove ID|/dev/ublkbN...",
+		Use:   "remove-stale ID|/dev/ublkbN...",
 		Short: "Stop and delete ublk devices whose server died",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -51,7 +51,7 @@ func main() {
 		return nil
 	}
 	root.SetHelpCommand(helpCmd(root))
-	root.AddCommand(runCmd(), compareCmd(), reportCmd(), scenariosCmd(), uringBenchCmd(), deviceCmd(), snapshotCmd(), fioCmd(), ciCmd())
+	root.AddCommand(runCmd(), compareCmd(), reportCmd(), scenariosCmd(), uringBenchCmd(), deviceCmd(), snapshotCmd(), fioCmd(), ciCmd(), daemonCmd())
 	for _, c := range root.Commands() {
 		strictGroup(c)
 	}

@@ -15,9 +15,21 @@ import (
 	"github.com/snapring/snapring/ublk"
 )
 
-// snapshotCmd exposes original devices through ublk, takes a snapshot of
-// them and exposes the images, in the foreground until SIGINT or SIGTERM.
+// snapshotCmd groups the snapshot commands: run (the one-shot foreground
+// server) and the daemon's clients (daemon.go).
 func snapshotCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "snapshot",
+		Short: "Snapshots: run one in the foreground (run), or drive the daemon's (create, take, info, list, destroy, watch, append)",
+	}
+	cmd.AddCommand(snapshotRunCmd())
+	addSnapshotClientCmds(cmd)
+	return cmd
+}
+
+// snapshotRunCmd exposes original devices through ublk, takes a snapshot of
+// them and exposes the images, in the foreground until SIGINT or SIGTERM.
+func snapshotRunCmd() *cobra.Command {
 	var (
 		origins    []string
 		storage    string
@@ -32,8 +44,8 @@ func snapshotCmd() *cobra.Command {
 		cfg        ublk.DeviceConfig
 	)
 	cmd := &cobra.Command{
-		Use:   "snapshot --origin FILE... --storage PATH --limit SIZE",
-		Short: "Expose files or block devices as ublk origin devices, take a snapshot (now, or on SIGUSR1) and expose its images",
+		Use:   "run --origin FILE... --storage PATH --limit SIZE",
+		Short: "One-shot, no daemon: expose files or block devices as ublk origin devices, take a snapshot (now, or on SIGUSR1) and expose its images, until SIGINT or SIGTERM",
 		Long: `Prints one line per device as it appears:
   origin FILE /dev/ublkbN
   taken
@@ -124,55 +136,49 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 	if _, err := ublk.ProbeFeatures(); err != nil {
 		return &exitError{2, err}
 	}
-	var devs []*engine.Device
+	// A storage file this command makes is of no use once the snapshot is
+	// destroyed (deferred first: runs after the teardown). Only a file the
+	// engine did make (O_EXCL) is removed.
+	_, statErr := os.Stat(storage.Path)
+	madeStorage := false
 	defer func() {
-		for _, d := range devs {
-			d.Close()
+		if madeStorage {
+			os.Remove(storage.Path)
 		}
 	}()
+	// The set tears down images, then the snapshot, then the origins
+	// (ublk.Teardown), whatever happens below.
+	set := ublk.NewSnapshotSet()
+	defer func() {
+		if e := set.Close(); e != nil && err == nil {
+			err = e
+		}
+	}()
+	var devs []*engine.Device
 	for _, p := range paths {
 		d, err := engine.OpenDevice(p)
 		if err != nil {
 			return &exitError{2, err}
 		}
 		if _, err := opts.ChunkShift(d.Size(), 512); err != nil {
+			d.Close()
 			return &exitError{2, fmt.Errorf("--origin %s: %w", p, err)}
 		}
+		set.AddDevice(d)
 		devs = append(devs, d)
 	}
-	_, statErr := os.Stat(storage.Path)
 	snap, err := engine.NewSnapshot(devs, storage, opts)
 	if err != nil {
 		return &exitError{2, err}
 	}
-	if errors.Is(statErr, os.ErrNotExist) {
-		// A storage file this command made is of no use once the snapshot
-		// is destroyed.
-		defer os.Remove(storage.Path)
-	}
-	var ublkDevs []*ublk.Device
-	defer func() {
-		// Images first, then the snapshot, then the origins.
-		n := min(len(devs), len(ublkDevs))
-		for _, u := range ublkDevs[n:] {
-			if e := u.Close(); e != nil && err == nil {
-				err = e
-			}
-		}
-		snap.Destroy()
-		<-snap.Done()
-		for _, u := range ublkDevs[:n] {
-			if e := u.Close(); e != nil && err == nil {
-				err = e
-			}
-		}
-	}()
+	set.SetSnapshot(snap)
+	madeStorage = errors.Is(statErr, os.ErrNotExist)
 	for _, d := range devs {
 		u, err := ublk.Create(cfg, ublk.NewOriginTarget(d))
 		if err != nil {
 			return err
 		}
-		ublkDevs = append(ublkDevs, u)
+		set.AddOrigin(u)
 		fmt.Fprintf(out, "origin %s %s\n", d.Path(), u.Name())
 	}
 	go func() {
@@ -192,7 +198,7 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 			if err != nil {
 				return err
 			}
-			ublkDevs = append(ublkDevs, u)
+			set.AddImage(u)
 			fmt.Fprintf(out, "image %s %s\n", d.Path(), u.Name())
 		}
 		return nil
@@ -203,17 +209,21 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 		}
 	}
 	for {
-		s := <-sig
-		if s == syscall.SIGUSR1 {
-			if !taken {
-				if err := doTake(); err != nil {
-					return err
+		select {
+		case <-set.Stopped():
+			return fmt.Errorf("%s was stopped by the driver: removing the devices", set.StoppedDevice())
+		case s := <-sig:
+			if s == syscall.SIGUSR1 {
+				if !taken {
+					if err := doTake(); err != nil {
+						return err
+					}
 				}
+				continue
 			}
-			continue
+			fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %v: removing the devices\n", s)
+			return nil
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "snapring: %v: removing the devices\n", s)
-		return nil
 	}
 }
 

@@ -99,7 +99,7 @@ stop_server
 # snapring_origin sets dev (not in a subshell: start_server keeps srv).
 snapring_origin() { # ORIGIN STORAGE USER_COPY
 	rm -f "$cowfile2"
-	start_server snapshot --origin "$1" --storage "$2" --limit "$((SIZE_MB * 2))MiB" \
+	start_server snapshot run --origin "$1" --storage "$2" --limit "$((SIZE_MB * 2))MiB" \
 		--chunk-shift "$CHUNK_SHIFT" --chunks-in-memory "$IN_MEMORY" --queues 1 --depth 64 --max-io "$MAX_IO" --user-copy "$3"
 	dev=$(awk '/^origin /{print $3; exit}' "$SRVLOG")
 }
