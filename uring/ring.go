@@ -77,6 +77,7 @@ type Ring struct {
 	// NOPs whose completions are still to be dropped. See kickIOWQ.
 	kick    time.Duration
 	kicks   int
+	kicked  int64 // kicks over the ring's life (Ring.Kicks)
 	sqeSize uintptr
 	cqeSize uintptr
 
@@ -378,7 +379,7 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 		var arg unsafe.Pointer
 		var argSize uintptr
 		// A wait longer than r.kick ends early (ETIME below) to kick io-wq.
-		kicking := kernelWait > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0
+		kicking := kernelWait > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0 && !kickDisabled
 		if kicking && r.kick == 0 {
 			r.kick = kickFirst
 		}
@@ -475,6 +476,10 @@ const (
 
 var kicks atomic.Int64
 
+// kickDisabled turns the kick off (set by the io-wq stall reproducer before
+// it starts its rings, and restored after they are closed).
+var kickDisabled bool
+
 // Kicks is how many times a wait on any ring saw nothing complete for a
 // while and kicked io-wq (see kickIOWQ): 0 on a healthy kernel under
 // normal load; a rising count points at stalled io-wq work.
@@ -496,8 +501,12 @@ func (r *Ring) kickIOWQ() {
 	}
 	atomic.StoreUint32(r.sqTail, r.sqeTail)
 	r.kicks++
+	r.kicked++
 	kicks.Add(1)
 }
+
+// Kicks is how many times waits on this ring kicked io-wq (see kickIOWQ).
+func (r *Ring) Kicks() int64 { return r.kicked }
 
 // isKick reports whether the kernel's CQE i is a kick NOP's, which no
 // caller may see (while kicks are outstanding, kickUD is ours).
