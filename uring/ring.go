@@ -72,14 +72,18 @@ type Ring struct {
 	// back up, so rings whose completions never come inline (ublk queues,
 	// io-wq writes) pay the extra enter once per -presubmitBackoff waits.
 	presubmit int8
-	// kick is how long the current wait goes before the next io-wq kick
-	// (kickFirst, doubling to kickMax; 0 outside a wait), kicks the kick
-	// NOPs whose completions are still to be dropped. See kickIOWQ.
-	kick    time.Duration
-	kicks   int
-	kicked  int64 // kicks over the ring's life (Ring.Kicks)
-	sqeSize uintptr
-	cqeSize uintptr
+	// kicks is the number of kick NOPs whose completions are still to be
+	// dropped, kicked the kicks over the ring's life (Ring.Kicks). The
+	// marked operations (MarkIOWQ) in flight are iowqN entries of iowqSet;
+	// iowqMarked flags the SQ slots marked but not yet published. See
+	// iowq.go.
+	kicks      int
+	kicked     int64
+	iowqMarked []bool
+	iowqSet    []iowqEntry
+	iowqN      int
+	sqeSize    uintptr
+	cqeSize    uintptr
 
 	ringMem []byte // SQ and CQ rings (one mapping with FEAT_SINGLE_MMAP)
 	cqMem   []byte // separate CQ mapping on old kernels, else nil
@@ -340,8 +344,8 @@ func (r *Ring) submit(waitNr uint32, timeout time.Duration) (int, error) {
 }
 
 func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
+	r.publishMarks()
 	atomic.StoreUint32(r.sqTail, r.sqeTail)
-	r.kick = 0
 	sqPoll := r.flags&setupSQPoll != 0
 	var deadline time.Time
 	if timeout > 0 {
@@ -378,20 +382,18 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 		}
 		var arg unsafe.Pointer
 		var argSize uintptr
-		// A wait longer than r.kick ends early (ETIME below) to kick io-wq.
-		kicking := kernelWait > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0 && !kickDisabled
-		if kicking && r.kick == 0 {
-			r.kick = kickFirst
-		}
+		// While a marked operation is in flight, a wait longer than
+		// kickInterval ends early (ETIME below) to kick io-wq.
+		kicking := kernelWait > 0 && r.iowqN > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0 && !kickDisabled
 		if kernelWait > 0 && (timeout > 0 || kicking) {
-			left := r.kick
+			left := kickInterval
 			if timeout > 0 {
 				left = time.Until(deadline)
 				if left <= 0 {
 					return submitted, ErrTimeout
 				}
 				if kicking {
-					left = min(left, r.kick)
+					left = min(left, kickInterval)
 				}
 			}
 			r.waitTS = unix.NsecToTimespec(int64(left))
@@ -442,7 +444,9 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 			if timeout > 0 && !time.Now().Before(deadline) {
 				return submitted, ErrTimeout
 			}
-			r.kickIOWQ()
+			if r.iowqN > 0 && !kickDisabled {
+				r.kickIOWQ()
+			}
 		case unix.EBUSY, unix.EAGAIN:
 			// The CQ is full (or its overflow list is): move completions to
 			// the backlog so the kernel can post more, then retry.
@@ -454,59 +458,6 @@ func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
 		}
 	}
 }
-
-// Kicking io-wq. Buffered writes to regular files go to io-wq workers,
-// serialized per inode by a hash shared by the io-wq of every thread that
-// first used the same ring. On 6.18 a write stalled on that hash sometimes
-// never ran once the hash was free: nothing woke a worker for it (seen in
-// snapring's CI as a store worker waiting forever on 7 writes to the
-// difference storage, with one idle io-wq worker, and as a queue waiting on
-// its origin writes with none). Work newly queued to an io-wq wakes or
-// creates a worker, which then also takes the stalled work. So a wait
-// that sees no completion for kickFirst queues an asynchronous NOP
-// (IOSQE_ASYNC), doubling the interval up to kickMax while nothing
-// completes; the NOP's completion is dropped. The NOP reaches the calling
-// thread's io-wq: submit from one thread (runtime.LockOSThread) for the
-// kick to reach the work it is for. Kicks counts them.
-const (
-	kickFirst = 50 * time.Millisecond
-	kickMax   = 2 * time.Second
-	kickUD    = ^uint64(0) - 0x6b69636b // "kick": reserved user data
-)
-
-var kicks atomic.Int64
-
-// kickDisabled turns the kick off (set by the io-wq stall reproducer before
-// it starts its rings, and restored after they are closed).
-var kickDisabled bool
-
-// Kicks is how many times a wait on any ring saw nothing complete for a
-// while and kicked io-wq (see kickIOWQ): 0 on a healthy kernel under
-// normal load; a rising count points at stalled io-wq work.
-func Kicks() int64 { return kicks.Load() }
-
-func (r *Ring) kickIOWQ() {
-	r.kick = min(2*r.kick, kickMax)
-	if r.sqeTail-atomic.LoadUint32(r.sqHead) >= r.sqEntries {
-		return // no room; the pending SQEs go in with the next enter
-	}
-	s := (*SQE)(unsafe.Add(r.sqes, uintptr(r.sqeTail&r.sqMask)*r.sqeSize))
-	*s = SQE{}
-	s.PrepNop()
-	s.SetFlags(SQEAsync)
-	s.SetUserData(kickUD)
-	r.sqeTail++
-	if r.sqFree > 0 {
-		r.sqFree--
-	}
-	atomic.StoreUint32(r.sqTail, r.sqeTail)
-	r.kicks++
-	r.kicked++
-	kicks.Add(1)
-}
-
-// Kicks is how many times waits on this ring kicked io-wq (see kickIOWQ).
-func (r *Ring) Kicks() int64 { return r.kicked }
 
 // isKick reports whether the kernel's CQE i is a kick NOP's, which no
 // caller may see (while kicks are outstanding, kickUD is ours).
@@ -535,6 +486,9 @@ func (r *Ring) moveToBacklog() int {
 		}
 		r.backlog = append(r.backlog, CQE{})
 		r.copyCQE(&r.backlog[len(r.backlog)-1], i)
+		if r.iowqN > 0 {
+			r.iowqDone(r.backlog[len(r.backlog)-1].UserData)
+		}
 	}
 	atomic.StoreUint32(r.cqHead, tail)
 	return int(tail - head)
@@ -582,6 +536,9 @@ func (r *Ring) Drain(out []CQE) int {
 			continue
 		}
 		r.copyCQE(&out[n], head)
+		if r.iowqN > 0 {
+			r.iowqDone(out[n].UserData)
+		}
 		n++
 	}
 	atomic.StoreUint32(r.cqHead, head)
