@@ -2,6 +2,7 @@ package uring
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand"
 	"os"
@@ -24,6 +25,10 @@ import (
 //
 //	go test ./uring -run TestIOWQ -v                         # 1 s per case
 //	SNAPRING_IOWQ_SECONDS=60 go test ./uring -run TestIOWQ -v -timeout 60m
+//	make vm-test VM_TEST_PKGS=./uring/... VM_GO_TEST_FLAGS='-test.run=TestIOWQ -iowq.seconds=10 -test.timeout=30m'
+//
+// Cases of 30 s and more add unmarked buffered writes and bursts around
+// io-wq's 5 s worker idle timeout.
 const (
 	stallAfter = time.Second
 	stuckAfter = 10 * time.Second
@@ -50,6 +55,7 @@ type stallCase struct {
 	batch   int  // writes per thread per round
 	async   bool // IOSQE_ASYNC on the writes (else io-wq only when the nonblocking try fails)
 	mode    string
+	max1    bool // IORING_REGISTER_IOWQ_MAX_WORKERS: one bounded worker per thread
 }
 
 // waitOne waits for one completion of r (nothing else submits to r
@@ -202,9 +208,18 @@ func stallOwnRing(t *testing.T, c stallCase, fd int32, blocks int, deadline time
 				t.Error(err)
 				return
 			}
+			if c.max1 {
+				if _, err := r.RegisterIOWQMaxWorkers(1, 0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
 		}
 		if c.mode == "idle" && time.Since(burst) > 200*time.Millisecond {
-			time.Sleep(min(5500*time.Millisecond, time.Until(deadline)))
+			// Around io-wq's 5 s worker idle timeout, so that bursts
+			// start while surplus workers exit.
+			pause := 4900*time.Millisecond + time.Duration(rnd.Intn(300))*time.Millisecond
+			time.Sleep(min(pause, time.Until(deadline)))
 			burst = time.Now()
 		}
 		if !writeBatch(t, r, a, fd, blocks, c.batch, c.async, rnd) {
@@ -306,8 +321,14 @@ func sharedNop(t *testing.T, sr *sharedRing) bool {
 	return true
 }
 
+var iowqSeconds = flag.String("iowq.seconds", "", "seconds per TestIOWQStall case (else SNAPRING_IOWQ_SECONDS, else 1)")
+
 func stallSeconds(t *testing.T) time.Duration {
-	if s := os.Getenv("SNAPRING_IOWQ_SECONDS"); s != "" {
+	s := *iowqSeconds
+	if s == "" {
+		s = os.Getenv("SNAPRING_IOWQ_SECONDS")
+	}
+	if s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
 			t.Fatalf("SNAPRING_IOWQ_SECONDS=%q: want a number of seconds", s)
@@ -335,7 +356,8 @@ func TestIOWQStall(t *testing.T) {
 		cases = append(cases,
 			stallCase{name: "own", threads: 4, batch: 8, mode: "own"},
 			stallCase{name: "hop", threads: 3, batch: 8, mode: "hop"},
-			stallCase{name: "idle-async", threads: 4, batch: 8, async: true, mode: "idle"})
+			stallCase{name: "idle-async", threads: 4, batch: 8, async: true, mode: "idle"},
+			stallCase{name: "idle-async-max1", threads: 4, batch: 8, async: true, mode: "idle", max1: true})
 	}
 	strict := os.Getenv("SNAPRING_IOWQ_STRICT") == "1"
 	for _, fs := range []struct{ name, dir string }{{"tmpfs", "/dev/shm"}, {"disk", "/var/tmp"}} {
@@ -357,5 +379,27 @@ func TestIOWQStall(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestRegisterIOWQMaxWorkers: the limits read back as set (and are put
+// back: they stay with the thread's io-wq).
+func TestRegisterIOWQMaxWorkers(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r := newRing(t, Options{Entries: 8})
+	before, err := r.RegisterIOWQMaxWorkers(0, 0) // reads them
+	if err != nil {
+		t.Skipf("kernel without IORING_REGISTER_IOWQ_MAX_WORKERS (5.15): %v", err)
+	}
+	if _, err := r.RegisterIOWQMaxWorkers(3, 5); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.RegisterIOWQMaxWorkers(before[0], before[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != [2]uint32{3, 5} {
+		t.Errorf("limits %v, want [3 5]", got)
 	}
 }
