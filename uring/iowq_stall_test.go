@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The io-wq stall reproducer (see "Stalled io-wq work" in doc.go). Several
@@ -56,6 +58,7 @@ type stallCase struct {
 	async   bool // IOSQE_ASYNC on the writes (else io-wq only when the nonblocking try fails)
 	mode    string
 	max1    bool // IORING_REGISTER_IOWQ_MAX_WORKERS: one bounded worker per thread
+	direct  bool // O_DIRECT (no page cache; not hashed where the file system writes in parallel)
 }
 
 // waitOne waits for one completion of r (nothing else submits to r
@@ -131,6 +134,14 @@ func runStallCase(t *testing.T, dir string, c stallCase, d time.Duration, kick b
 		t.Fatal(err)
 	}
 	fd := int32(f.Fd())
+	if c.direct {
+		df, err := os.OpenFile(f.Name(), os.O_RDWR|unix.O_DIRECT, 0)
+		if err != nil {
+			t.Skipf("%s: O_DIRECT: %v", dir, err)
+		}
+		defer df.Close()
+		fd = int32(df.Fd())
+	}
 	kickDisabled = !kick
 	defer func() { kickDisabled = false }()
 	st := &stallStats{}
@@ -357,7 +368,8 @@ func TestIOWQStall(t *testing.T) {
 			stallCase{name: "own", threads: 4, batch: 8, mode: "own"},
 			stallCase{name: "hop", threads: 3, batch: 8, mode: "hop"},
 			stallCase{name: "idle-async", threads: 4, batch: 8, async: true, mode: "idle"},
-			stallCase{name: "idle-async-max1", threads: 4, batch: 8, async: true, mode: "idle", max1: true})
+			stallCase{name: "idle-async-max1", threads: 4, batch: 8, async: true, mode: "idle", max1: true},
+			stallCase{name: "idle-direct", threads: 4, batch: 8, mode: "idle", direct: true})
 	}
 	strict := os.Getenv("SNAPRING_IOWQ_STRICT") == "1"
 	for _, fs := range []struct{ name, dir string }{{"tmpfs", "/dev/shm"}, {"disk", "/var/tmp"}} {
