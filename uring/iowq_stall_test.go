@@ -39,6 +39,7 @@ const (
 type stallStats struct {
 	waits, stalls, stuck atomic.Int64
 	kicks                atomic.Int64 // kicks of the rings while the kick was on
+	workers              atomic.Int64 // most io-wq workers one thread had at once
 	maxGap               atomic.Int64 // ns
 }
 
@@ -147,6 +148,13 @@ func runStallCase(t *testing.T, dir string, c stallCase, d time.Duration, kick b
 	st := &stallStats{}
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
+	stopSampling := make(chan struct{})
+	sampled := make(chan int)
+	go func() { sampled <- sampleWorkers(stopSampling) }()
+	defer func() {
+		close(stopSampling)
+		st.workers.Store(int64(<-sampled))
+	}()
 	switch c.mode {
 	case "own", "churn", "idle", "shared":
 		var shared *sharedRing
@@ -307,6 +315,32 @@ func stallHop(t *testing.T, c stallCase, fd int32, blocks int, deadline time.Tim
 	}
 }
 
+// sampleWorkers returns the most io-wq workers (iou-wrk-TID threads) one
+// thread of this process had at once, sampled every 50 ms until stop.
+func sampleWorkers(stop <-chan struct{}) int {
+	most := 0
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return most
+		case <-tick.C:
+		}
+		ents, _ := os.ReadDir("/proc/self/task")
+		per := map[string]int{}
+		for _, e := range ents {
+			b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/comm")
+			if err == nil && len(b) > 8 && string(b[:8]) == "iou-wrk-" {
+				per[string(b)]++
+			}
+		}
+		for _, n := range per {
+			most = max(most, n)
+		}
+	}
+}
+
 type sharedRing struct {
 	mu sync.Mutex
 	r  *Ring
@@ -382,9 +416,9 @@ func TestIOWQStall(t *testing.T) {
 				name := fmt.Sprintf("%s/%s/kick=%v", fs.name, c.name, kick)
 				t.Run(name, func(t *testing.T) {
 					st := runStallCase(t, dir, c, d, kick)
-					t.Logf("IOWQ %s %s %s kick=%v: %d waits, %d stalls (>=%v), %d stuck (>=%v), longest %v, %d kicks",
+					t.Logf("IOWQ %s %s %s kick=%v: %d waits, %d stalls (>=%v), %d stuck (>=%v), longest %v, %d kicks, at most %d io-wq workers per thread",
 						runtime.GOOS, dir, c.name, kick, st.waits.Load(), st.stalls.Load(), stallAfter,
-						st.stuck.Load(), stuckAfter, time.Duration(st.maxGap.Load()).Round(time.Millisecond), st.kicks.Load())
+						st.stuck.Load(), stuckAfter, time.Duration(st.maxGap.Load()).Round(time.Millisecond), st.kicks.Load(), st.workers.Load())
 					if strict && st.stuck.Load() > 0 {
 						t.Errorf("%d stuck waits", st.stuck.Load())
 					}
