@@ -23,7 +23,8 @@ import (
 // stuck wait is then unstuck by hand with one kick so that the test can
 // close its rings. The figures are logged; the test fails only where the
 // kick itself does not help (stuck even after a kick), or, with
-// SNAPRING_IOWQ_STRICT=1, on any stuck wait.
+// SNAPRING_IOWQ_STRICT=1, on any stuck wait and on a kernel that runs more
+// io-wq workers than RegisterIOWQMaxWorkers allows.
 //
 //	go test ./uring -run TestIOWQ -v                         # 1 s per case
 //	SNAPRING_IOWQ_SECONDS=60 go test ./uring -run TestIOWQ -v -timeout 60m
@@ -151,6 +152,7 @@ func runStallCase(t *testing.T, dir string, c stallCase, d time.Duration, kick b
 	stopSampling := make(chan struct{})
 	sampled := make(chan int)
 	go func() { sampled <- sampleWorkers(stopSampling) }()
+	caseThreads.Clear()
 	defer func() {
 		close(stopSampling)
 		st.workers.Store(int64(<-sampled))
@@ -174,6 +176,7 @@ func runStallCase(t *testing.T, dir string, c stallCase, d time.Duration, kick b
 				// the goroutine, so the next case starts on fresh threads
 				// whose io-wq takes its hash from the first ring they use.
 				runtime.LockOSThread()
+				caseThreads.Store(fmt.Sprintf("iou-wrk-%d\n", unix.Gettid()), true)
 				if c.mode == "shared" {
 					// That ring is shared: all these threads' io-wqs
 					// serialize the file's writes through one hash.
@@ -228,9 +231,14 @@ func stallOwnRing(t *testing.T, c stallCase, fd int32, blocks int, deadline time
 				return
 			}
 			if c.max1 {
-				if _, err := r.RegisterIOWQMaxWorkers(1, 0); err != nil {
+				prev, err := r.RegisterIOWQMaxWorkers(1, 0)
+				if err != nil {
 					t.Error(err)
 					return
+				}
+				if round == 0 && seed == 0 {
+					now, _ := r.RegisterIOWQMaxWorkers(0, 0)
+					t.Logf("io-wq limits of thread %d: %v before, %v after", unix.Gettid(), prev, now)
 				}
 			}
 		}
@@ -281,6 +289,7 @@ func stallHop(t *testing.T, c stallCase, fd int32, blocks int, deadline time.Tim
 		go func(g int) {
 			defer wg.Done()
 			runtime.LockOSThread() // for good, as in runStallCase
+			caseThreads.Store(fmt.Sprintf("iou-wrk-%d\n", unix.Gettid()), true)
 			rnd := rand.New(rand.NewSource(int64(g)))
 			out := make([]CQE, 1)
 			next := chans[(g+1)%c.threads]
@@ -315,8 +324,13 @@ func stallHop(t *testing.T, c stallCase, fd int32, blocks int, deadline time.Tim
 	}
 }
 
+// caseThreads holds the worker names ("iou-wrk-TID\n") of the threads of
+// the case running: the io-wq workers of an earlier case's threads may
+// still be going away.
+var caseThreads sync.Map
+
 // sampleWorkers returns the most io-wq workers (iou-wrk-TID threads) one
-// thread of this process had at once, sampled every 50 ms until stop.
+// thread of the case had at once, sampled every 50 ms until stop.
 func sampleWorkers(stop <-chan struct{}) int {
 	most := 0
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -331,7 +345,7 @@ func sampleWorkers(stop <-chan struct{}) int {
 		per := map[string]int{}
 		for _, e := range ents {
 			b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/comm")
-			if err == nil && len(b) > 8 && string(b[:8]) == "iou-wrk-" {
+			if _, ok := caseThreads.Load(string(b)); err == nil && ok {
 				per[string(b)]++
 			}
 		}
@@ -395,6 +409,7 @@ func TestIOWQStall(t *testing.T) {
 		{name: "own-async", threads: 4, batch: 8, async: true, mode: "own"},
 		{name: "churn-async", threads: 4, batch: 8, async: true, mode: "churn"},
 		{name: "shared-async", threads: 4, batch: 8, async: true, mode: "shared"},
+		{name: "own-async-max1", threads: 4, batch: 8, async: true, mode: "own", max1: true},
 		{name: "hop-async", threads: 3, batch: 8, async: true, mode: "hop"},
 	}
 	if d >= 30*time.Second {
@@ -419,6 +434,15 @@ func TestIOWQStall(t *testing.T) {
 					t.Logf("IOWQ %s %s %s kick=%v: %d waits, %d stalls (>=%v), %d stuck (>=%v), longest %v, %d kicks, at most %d io-wq workers per thread",
 						runtime.GOOS, dir, c.name, kick, st.waits.Load(), st.stalls.Load(), stallAfter,
 						st.stuck.Load(), stuckAfter, time.Duration(st.maxGap.Load()).Round(time.Millisecond), st.kicks.Load(), st.workers.Load())
+					if c.max1 && st.workers.Load() > 1 {
+						// 6.18.44 here: 6 to 8 (see doc.go); the VM's 6.12: 1.
+						msg := fmt.Sprintf("the kernel ran %d io-wq workers on one thread after RegisterIOWQMaxWorkers(1, 0)", st.workers.Load())
+						if strict {
+							t.Error(msg)
+						} else {
+							t.Log(msg)
+						}
+					}
 					if strict && st.stuck.Load() > 0 {
 						t.Errorf("%d stuck waits", st.stuck.Load())
 					}
