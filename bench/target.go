@@ -146,6 +146,9 @@ func (t *rawTarget) submit(slot int, k ioKind, off int64, buf []byte) error {
 		s.PrepRead(t.fd, buf, uint64(off))
 	}
 	s.SetUserData(uint64(slot))
+	if k != ioOriginDiscard {
+		t.ring.MarkIOWQ(s) // as the engine marks its file I/O: both sides kick alike
+	}
 	return nil
 }
 

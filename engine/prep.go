@@ -43,6 +43,12 @@ func (q *Queue) prepIO(r *Request, k kind, delta int64, fio FaultIO, fd int32, b
 	default:
 		panic(fmt.Sprintf("engine: prepIO of %s", fio.Op))
 	}
+	if q.host == nil && (fio.Op == FaultRead || fio.Op == FaultWrite) {
+		// Buffered file I/O may wait in io-wq's hashed work: a wait on the
+		// queue's own ring kicks io-wq while it is in flight (uring's
+		// "Stalled io-wq work"). A host's ring is its own to mark.
+		q.ring.MarkIOWQ(s)
+	}
 }
 
 // injectedResult returns the injected result of the SQE ud, if a fault

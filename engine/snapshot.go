@@ -431,6 +431,7 @@ func (s *Snapshot) writeJobs(ring *uring.Ring, cqes []uring.CQE, jobs []storeJob
 		}
 		sqe.PrepWrite(reg.fd, buf, uint64(reg.off))
 		sqe.SetUserData(uint64(i))
+		ring.MarkIOWQ(sqe) // a buffered write to the storage file may wait in io-wq
 		inflight++
 	}
 	for inflight > 0 {

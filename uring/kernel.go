@@ -154,6 +154,7 @@ const (
 	unregisterFiles     = 3
 	registerFilesUpdate = 6
 	registerProbe       = 8
+	registerIOWQMax     = 19 // IORING_REGISTER_IOWQ_MAX_WORKERS (5.15)
 )
 
 const probeOpSupported = 1 << 0

@@ -117,6 +117,7 @@ func TestLayoutMatchesHeader(t *testing.T) {
 		{"IORING_REGISTER_BUFFERS", registerBuffers}, {"IORING_UNREGISTER_BUFFERS", unregisterBuffers},
 		{"IORING_REGISTER_FILES", registerFiles}, {"IORING_UNREGISTER_FILES", unregisterFiles},
 		{"IORING_REGISTER_FILES_UPDATE", registerFilesUpdate}, {"IORING_REGISTER_PROBE", registerProbe},
+		{"IORING_REGISTER_IOWQ_MAX_WORKERS", registerIOWQMax},
 		{"IO_URING_OP_SUPPORTED", probeOpSupported},
 		{"IOSQE_FIXED_FILE", uint64(SQEFixedFile)}, {"IOSQE_IO_DRAIN", uint64(SQEIODrain)}, {"IOSQE_IO_LINK", uint64(SQEIOLink)},
 		{"IOSQE_IO_HARDLINK", uint64(SQEIOHardlink)}, {"IOSQE_ASYNC", uint64(SQEAsync)},

@@ -163,3 +163,15 @@ func NonblockingReads(fd int32) (bool, error) {
 	}
 	return false, fmt.Errorf("uring: nonblocking read probe: %w", unix.Errno(-c[0].Res))
 }
+
+// RegisterIOWQMaxWorkers bounds the io-wq workers of the threads that use r
+// (IORING_REGISTER_IOWQ_MAX_WORKERS, 5.15): bounded for regular-file and
+// block-device work, unbounded for the rest; 0 leaves a limit as it is. It
+// returns the limits that applied before.
+func (r *Ring) RegisterIOWQMaxWorkers(bounded, unbounded uint32) ([2]uint32, error) {
+	v := [2]uint32{bounded, unbounded}
+	if err := r.register(registerIOWQMax, unsafe.Pointer(&v[0]), 2); err != nil {
+		return [2]uint32{}, fmt.Errorf("uring: register io-wq max workers %d/%d: %w", bounded, unbounded, err)
+	}
+	return v, nil
+}

@@ -72,13 +72,18 @@ type Ring struct {
 	// back up, so rings whose completions never come inline (ublk queues,
 	// io-wq writes) pay the extra enter once per -presubmitBackoff waits.
 	presubmit int8
-	// kick is how long the current wait goes before the next io-wq kick
-	// (kickFirst, doubling to kickMax; 0 outside a wait), kicks the kick
-	// NOPs whose completions are still to be dropped. See kickIOWQ.
-	kick    time.Duration
-	kicks   int
-	sqeSize uintptr
-	cqeSize uintptr
+	// kicks is the number of kick NOPs whose completions are still to be
+	// dropped, kicked the kicks over the ring's life (Ring.Kicks). The
+	// marked operations (MarkIOWQ) in flight are iowqN entries of iowqSet;
+	// iowqMarked flags the SQ slots marked but not yet published. See
+	// iowq.go.
+	kicks      int
+	kicked     int64
+	iowqMarked []bool
+	iowqSet    []iowqEntry
+	iowqN      int
+	sqeSize    uintptr
+	cqeSize    uintptr
 
 	ringMem []byte // SQ and CQ rings (one mapping with FEAT_SINGLE_MMAP)
 	cqMem   []byte // separate CQ mapping on old kernels, else nil
@@ -339,8 +344,8 @@ func (r *Ring) submit(waitNr uint32, timeout time.Duration) (int, error) {
 }
 
 func (r *Ring) enter(waitNr uint32, timeout time.Duration) (int, error) {
+	r.publishMarks()
 	atomic.StoreUint32(r.sqTail, r.sqeTail)
-	r.kick = 0
 	sqPoll := r.flags&setupSQPoll != 0
 	var deadline time.Time
 	if timeout > 0 {
@@ -396,25 +401,23 @@ func (r *Ring) enterPlan(waitNr uint32, sqPoll bool) (toSubmit, flags, kernelWai
 }
 
 // waitBound returns the EXT_ARG of a wait bounded by the caller's deadline or
-// by the io-wq kick interval (a wait longer than r.kick ends early, with
-// ETIME, to kick io-wq), whichever comes first; nil for an unbounded wait
+// by the io-wq kick interval (while a marked operation is in flight, a wait
+// longer than kickInterval ends early, with ETIME, to kick io-wq), whichever
+// comes first; nil for an unbounded wait
 // or none. Past the deadline it returns ErrTimeout.
 func (r *Ring) waitBound(kernelWait uint32, timeout time.Duration, deadline time.Time) (unsafe.Pointer, uintptr, error) {
-	kicking := kernelWait > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0
-	if kicking && r.kick == 0 {
-		r.kick = kickFirst
-	}
+	kicking := kernelWait > 0 && r.iowqN > 0 && r.features&featExtArg != 0 && r.flags&setupSQPoll == 0 && !kickDisabled
 	if kernelWait == 0 || timeout <= 0 && !kicking {
 		return nil, 0, nil
 	}
-	left := r.kick
+	left := kickInterval
 	if timeout > 0 {
 		left = time.Until(deadline)
 		if left <= 0 {
 			return nil, 0, ErrTimeout
 		}
 		if kicking {
-			left = min(left, r.kick)
+			left = min(left, kickInterval)
 		}
 	}
 	r.waitTS = unix.NsecToTimespec(int64(left))
@@ -473,7 +476,9 @@ func (r *Ring) enterResult(n uintptr, errno unix.Errno, waitNr uint32, sqPoll bo
 		if timeout > 0 && !time.Now().Before(deadline) {
 			return true, ErrTimeout
 		}
-		r.kickIOWQ()
+		if r.iowqN > 0 && !kickDisabled {
+			r.kickIOWQ()
+		}
 	case unix.EBUSY, unix.EAGAIN:
 		// The CQ is full (or its overflow list is): move completions to
 		// the backlog so the kernel can post more, then retry.
@@ -484,51 +489,6 @@ func (r *Ring) enterResult(n uintptr, errno unix.Errno, waitNr uint32, sqPoll bo
 		return true, fmt.Errorf("uring: io_uring_enter: %w", errno)
 	}
 	return false, nil
-}
-
-// Kicking io-wq. Buffered writes to regular files go to io-wq workers,
-// serialized per inode by a hash shared by the io-wq of every thread that
-// first used the same ring. On 6.18 a write stalled on that hash sometimes
-// never ran once the hash was free: nothing woke a worker for it (seen in
-// snapring's CI as a store worker waiting forever on 7 writes to the
-// difference storage, with one idle io-wq worker, and as a queue waiting on
-// its origin writes with none). Work newly queued to an io-wq wakes or
-// creates a worker, which then also takes the stalled work. So a wait
-// that sees no completion for kickFirst queues an asynchronous NOP
-// (IOSQE_ASYNC), doubling the interval up to kickMax while nothing
-// completes; the NOP's completion is dropped. The NOP reaches the calling
-// thread's io-wq: submit from one thread (runtime.LockOSThread) for the
-// kick to reach the work it is for. Kicks counts them.
-const (
-	kickFirst = 50 * time.Millisecond
-	kickMax   = 2 * time.Second
-	kickUD    = ^uint64(0) - 0x6b69636b // "kick": reserved user data
-)
-
-var kicks atomic.Int64
-
-// Kicks is how many times a wait on any ring saw nothing complete for a
-// while and kicked io-wq (see kickIOWQ): 0 on a healthy kernel under
-// normal load; a rising count points at stalled io-wq work.
-func Kicks() int64 { return kicks.Load() }
-
-func (r *Ring) kickIOWQ() {
-	r.kick = min(2*r.kick, kickMax)
-	if r.sqeTail-atomic.LoadUint32(r.sqHead) >= r.sqEntries {
-		return // no room; the pending SQEs go in with the next enter
-	}
-	s := (*SQE)(unsafe.Add(r.sqes, uintptr(r.sqeTail&r.sqMask)*r.sqeSize))
-	*s = SQE{}
-	s.PrepNop()
-	s.SetFlags(SQEAsync)
-	s.SetUserData(kickUD)
-	r.sqeTail++
-	if r.sqFree > 0 {
-		r.sqFree--
-	}
-	atomic.StoreUint32(r.sqTail, r.sqeTail)
-	r.kicks++
-	kicks.Add(1)
 }
 
 // isKick reports whether the kernel's CQE i is a kick NOP's, which no
@@ -558,6 +518,9 @@ func (r *Ring) moveToBacklog() int {
 		}
 		r.backlog = append(r.backlog, CQE{})
 		r.copyCQE(&r.backlog[len(r.backlog)-1], i)
+		if r.iowqN > 0 {
+			r.iowqDone(r.backlog[len(r.backlog)-1].UserData)
+		}
 	}
 	atomic.StoreUint32(r.cqHead, tail)
 	return int(tail - head)
@@ -605,6 +568,9 @@ func (r *Ring) Drain(out []CQE) int {
 			continue
 		}
 		r.copyCQE(&out[n], head)
+		if r.iowqN > 0 {
+			r.iowqDone(out[n].UserData)
+		}
 		n++
 	}
 	atomic.StoreUint32(r.cqHead, head)

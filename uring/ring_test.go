@@ -475,6 +475,7 @@ func TestNoAllocOnHotPath(t *testing.T) {
 				s.PrepNop()
 			} else {
 				s.PrepRead(fd, buf, uint64(i)*4096)
+				r.MarkIOWQ(s) // the tables are made before AllocsPerRun counts
 			}
 			s.SetUserData(uint64(i))
 		}
@@ -485,6 +486,9 @@ func TestNoAllocOnHotPath(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch, want 0", allocs)
+	}
+	if n := r.IOWQInFlight(); n != 0 {
+		t.Fatalf("%d marked reads left in flight after all were drained", n)
 	}
 	allocs = testing.AllocsPerRun(50, func() {
 		r.WaitTimeout(1, time.Microsecond)
@@ -582,8 +586,10 @@ func TestCancel(t *testing.T) {
 	}
 }
 
-// TestKickIOWQ: a wait that sees nothing complete for kickFirst queues an
-// asynchronous NOP (io-wq's wake-up); the caller never sees its completion.
+// TestKickIOWQ: a wait that sees nothing complete for kickInterval while a
+// marked operation is in flight queues an asynchronous NOP (io-wq's
+// wake-up), every kickInterval; the caller never sees its completion. A
+// wait with nothing marked in flight never kicks.
 func TestKickIOWQ(t *testing.T) {
 	p := newPipe(t)
 	r := newRing(t, Options{Entries: 4})
@@ -591,20 +597,39 @@ func TestKickIOWQ(t *testing.T) {
 		t.Skip("no IORING_FEAT_EXT_ARG (5.11): waits are not bounded, nothing kicks")
 	}
 	a := newArena(t, 4096)
-	s := nextSQE(t, r)
-	s.PrepRead(int32(p[0]), a.Slice(0, 5), 0)
-	s.SetUserData(7)
-	go func() {
-		time.Sleep(3 * kickFirst)
-		unix.Write(p[1], []byte("hello"))
-	}()
-	before := Kicks()
-	cqes := run(t, r, 1)
-	if cqes[0].UserData != 7 || cqes[0].Res != 5 {
-		t.Fatalf("got %+v, want the pipe read", cqes[0])
+	read := func(mark bool) {
+		t.Helper()
+		s := nextSQE(t, r)
+		s.PrepRead(int32(p[0]), a.Slice(0, 5), 0)
+		s.SetUserData(7)
+		if mark {
+			r.MarkIOWQ(s)
+		}
+		go func() {
+			time.Sleep(5 * kickInterval)
+			unix.Write(p[1], []byte("hello"))
+		}()
+		cqes := run(t, r, 1)
+		if cqes[0].UserData != 7 || cqes[0].Res != 5 {
+			t.Fatalf("got %+v, want the pipe read", cqes[0])
+		}
 	}
-	if k := Kicks() - before; k < 1 || k > 3 {
-		t.Errorf("%d kicks in a wait of 3×kickFirst, want 1 or 2 (intervals double)", k)
+
+	global := Kicks()
+	read(false)
+	if k := r.Kicks(); k != 0 {
+		t.Errorf("%d kicks with nothing marked in flight, want 0", k)
+	}
+	read(true)
+	// Fixed intervals: 4 in a wait of 5 intervals, fewer on a loaded machine.
+	if k := r.Kicks(); k < 2 || k > 5 {
+		t.Errorf("%d kicks in a marked wait of 5×kickInterval, want 2..5", k)
+	}
+	if g := Kicks() - global; g < r.Kicks() {
+		t.Errorf("global Kicks rose by %d, less than the ring's %d", g, r.Kicks())
+	}
+	if n := r.IOWQInFlight(); n != 0 {
+		t.Errorf("%d marked operations in flight after their completion was drained", n)
 	}
 	time.Sleep(20 * time.Millisecond) // let a kick NOP still in flight complete
 	var more [4]CQE
@@ -613,6 +638,52 @@ func TestKickIOWQ(t *testing.T) {
 	}
 	if r.kicks != 0 {
 		t.Errorf("%d kick completions not accounted for", r.kicks)
+	}
+}
+
+// TestMarkIOWQSet: the set of marked operations in flight under random
+// submissions and completions, against a map, through growth past the
+// ring's size.
+func TestMarkIOWQSet(t *testing.T) {
+	r := newRing(t, Options{Entries: 2})
+	s := nextSQE(t, r)
+	r.MarkIOWQ(s) // allocates the tables
+	r.sqeTail--   // hand the SQE back
+	r.sqFree++
+	rnd := rand.New(rand.NewSource(1))
+	want := map[uint64]int{}
+	n := 0
+	for i := 0; i < 20000; i++ {
+		ud := uint64(rnd.Intn(64))
+		if rnd.Intn(3) > 0 || n > 40 {
+			if want[ud] > 0 {
+				r.iowqDone(ud)
+				want[ud]--
+				n--
+			} else {
+				r.iowqDone(ud) // not in flight: no change
+			}
+		} else {
+			r.iowqAdd(ud)
+			want[ud]++
+			n++
+		}
+		if r.iowqN != n {
+			t.Fatalf("step %d: %d in flight, want %d", i, r.iowqN, n)
+		}
+	}
+	for ud, c := range want {
+		for ; c > 0; c-- {
+			r.iowqDone(ud)
+		}
+	}
+	if r.iowqN != 0 {
+		t.Fatalf("%d left after removing all", r.iowqN)
+	}
+	for _, e := range r.iowqSet {
+		if e.used {
+			t.Fatalf("entry %+v left used", e)
+		}
 	}
 }
 
