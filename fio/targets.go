@@ -310,7 +310,7 @@ func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err erro
 	undo = append(undo, func() error { return os.Remove(storePath) })
 	eopts := engine.Options{ChunkMinimumShift: opts.ChunkShift, ChunkMaximumInQueue: opts.ChunksInMemory}
 	eopts.DiffStorageMinimum = min(int64(engine.DefaultDiffStorageMinimum), b.size/2/4096*4096)
-	snap, err := engine.NewSnapshot([]*engine.Device{dev}, engine.StorageConfig{Path: storePath, Limit: 2 * b.size}, eopts)
+	snap, err := engine.NewSnapshot([]*engine.Device{dev}, engine.StorageConfig{Path: storePath, Limit: 2 * b.size, Overwrite: true /* our own temp file */}, eopts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: snapshot: %v", ErrSetup, err)
 	}

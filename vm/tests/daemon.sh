@@ -90,13 +90,15 @@ step "destroy + remove: nothing left"
 # SIGTERM under writes: every acknowledged write is on the backing file.
 dev=$("$S" device add "$W/disk.img" -o json | json name)
 : >"$W/acked"
-( for n in $(seq 0 4000); do
-	# Checked first: once the device is gone, dd would create a regular
-	# file of that name on devtmpfs and report success (caught below).
-	[ -b "$dev" ] || exit 0
-	printf 'block %08d\n' "$n" | dd of="$dev" bs=4096 seek="$n" conv=sync,fsync oflag=direct status=none 2>/dev/null || exit 0
+( # The device is opened once, as fd 3: dd of=NAME would, once the device
+  # is gone, create a regular file of that name on devtmpfs and report
+  # success. Each write is fsynced before it counts as acknowledged.
+  [ -b "$dev" ] || exit 0
+  exec 3<>"$dev"
+  for n in $(seq 0 4000); do
+	printf 'block %08d\n' "$n" | dd bs=4096 seek="$n" conv=sync,notrunc,fsync status=none >&3 2>/dev/null || exit 0
 	echo "$n" >>"$W/acked"
-done ) &
+  done ) &
 WPID=$!
 sleep 2
 kill -TERM "$DPID"
