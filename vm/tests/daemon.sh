@@ -96,7 +96,9 @@ dev=$("$S" device add "$W/disk.img" -o json | json name)
   [ -b "$dev" ] || exit 0
   exec 3<>"$dev"
   for n in $(seq 0 4000); do
-	printf 'block %08d\n' "$n" | dd bs=4096 seek="$n" conv=sync,notrunc,fsync status=none >&3 2>/dev/null || exit 0
+	# No seek=: busybox dd seeks stdout from its current offset; fd 3's
+	# offset is n*4096 already, each write being one padded block.
+	printf 'block %08d\n' "$n" | dd bs=4096 conv=sync,notrunc,fsync status=none >&3 2>/dev/null || exit 0
 	echo "$n" >>"$W/acked"
   done ) &
 WPID=$!
