@@ -282,15 +282,18 @@ func setupTarget(k Kind, b *backing, opts DeviceOptions, name string) (*devices,
 	return nil, fmt.Errorf("%w: unknown target %q", ErrConfig, k)
 }
 
+// runUndo runs a setup's undo steps, last first, and joins their errors.
+func runUndo(undo []func() error) error {
+	var errs []error
+	for i := len(undo) - 1; i >= 0; i-- {
+		errs = append(errs, undo[i]())
+	}
+	return errors.Join(errs...)
+}
+
 func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err error) {
 	var undo []func() error
-	teardown := func() error {
-		var errs []error
-		for i := len(undo) - 1; i >= 0; i-- {
-			errs = append(errs, undo[i]())
-		}
-		return errors.Join(errs...)
-	}
+	teardown := func() error { return runUndo(undo) }
 	defer func() {
 		if err != nil {
 			teardown()
@@ -347,13 +350,7 @@ func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err erro
 
 func setupDM(b *backing, opts DeviceOptions, name string) (_ *devices, err error) {
 	var undo []func() error
-	teardown := func() error {
-		var errs []error
-		for i := len(undo) - 1; i >= 0; i-- {
-			errs = append(errs, undo[i]())
-		}
-		return errors.Join(errs...)
-	}
+	teardown := func() error { return runUndo(undo) }
 	defer func() {
 		if err != nil {
 			teardown()
