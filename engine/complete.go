@@ -34,10 +34,26 @@ func (q *Queue) complete(c uring.CQE) {
 			return
 		}
 		var err error
-		if res < 0 {
+		switch {
+		case r.linked && res == -int32(unix.ECANCELED):
+			// Its load failed (the load's CQE carries why) and the write
+			// never ran: the original is untouched.
+			if r.Err == nil && r.pending == 0 {
+				err = fmt.Errorf("engine: %s %s at %d: its chunk's load failed: %w", r.Op, r.Device.path, r.Off, unix.ECANCELED)
+			}
+		case res < 0:
 			err = fmt.Errorf("engine: %s %s at %d: %w", r.Op, r.Device.path, r.Off, unix.Errno(-res))
-		} else if (r.Op == OpOriginRead || r.Op == OpOriginWrite) && int(res) != len(r.Buf) {
+		case (r.Op == OpOriginRead || r.Op == OpOriginWrite) && int(res) != len(r.Buf):
 			err = fmt.Errorf("%w: %s %s at %d: %d of %d bytes", ErrShortIO, r.Op, r.Device.path, r.Off, res, len(r.Buf))
+		}
+		if r.linked {
+			if r.Err == nil {
+				r.Err = err
+			}
+			if r.pending > 0 {
+				return // the load's CQE finishes it (loaded, maybeIssueWrite)
+			}
+			err = r.Err
 		}
 		q.finish(r, err)
 	case kindLoadOrig, kindLoadDiff:

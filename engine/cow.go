@@ -5,6 +5,8 @@ package engine
 
 import (
 	"golang.org/x/sys/unix"
+
+	"github.com/snapring/snapring/uring"
 )
 
 // startOriginWrite passes the take barrier and, with copy-on-write on,
@@ -89,6 +91,10 @@ func (q *Queue) advanceCOW(r *Request) {
 			c.mu.Unlock()
 			r.Copied = true
 			a.copied.Add(1)
+			if q.mayLink(r, n) {
+				q.issueLoadThenWrite(r, n, idx)
+				return
+			}
 			q.issueLoad(r, n, kindLoadOrig, idx, 0)
 		case stateLoading:
 			a.park(r, n, c)
@@ -109,8 +115,50 @@ const (
 	zeroRange = unix.FALLOC_FL_ZERO_RANGE | unix.FALLOC_FL_KEEP_SIZE
 )
 
+// mayLink reports whether r's write may go to the kernel linked behind the
+// load of chunk n, the last chunk it still had to copy: when nothing else
+// of r is in flight, it is a plain write, no injector may replace the load
+// with a NOP (which would let the write run after a failed load), and the
+// ring can take both SQEs in one submission.
+func (q *Queue) mayLink(r *Request, n int64) bool {
+	return r.Op == OpOriginWrite && n == r.last && r.pending == 0 && r.Err == nil &&
+		r.injector() == nil && q.reserve(2)
+}
+
+// issueLoadThenWrite queues the load of chunk n and r's write linked behind
+// it (IOSQE_IO_LINK): the kernel starts the write only once the load has
+// completed in full, so the first write to a chunk costs one trip through
+// the ring, not two. A failed or short load cancels the write (ECANCELED),
+// which leaves the original untouched, as an unlinked write that is never
+// issued does; the load's error is the write's (complete, loaded).
+func (q *Queue) issueLoadThenWrite(r *Request, n int64, idx uint32) {
+	q.issueLoad(r, n, kindLoadOrig, idx, 0)
+	q.lastSQE.SetFlags(uring.SQEIOLink)
+	r.linked = true
+	r.next = n + 1
+	q.issueOriginIO(r)
+}
+
+// reserve makes room for n SQEs in one submission on the queue's ring (or
+// its host's, when the host can).
+func (q *Queue) reserve(n int) bool {
+	if q.host == nil {
+		return q.ring.Reserve(uint32(n)) == nil
+	}
+	lh, ok := q.host.(LinkingHost)
+	return ok && lh.Reserve(n) == nil
+}
+
 func (q *Queue) maybeIssueWrite(r *Request) {
-	if r.pending > 0 || r.state != reqActive {
+	if r.pending > 0 {
+		return
+	}
+	if r.linked && r.state == reqIssued {
+		// The linked write completed before its load's CQE was handled.
+		q.finish(r, r.Err)
+		return
+	}
+	if r.state != reqActive {
 		return
 	}
 	if r.Err != nil {

@@ -102,6 +102,15 @@ type Host interface {
 	Wake()
 }
 
+// LinkingHost is a Host that can keep SQEs together in one submission:
+// Reserve(n) makes sure its next n SQE calls do not submit in between (as
+// uring.Ring.Reserve). A hosted queue links a first write behind its
+// chunk's load only on such a host.
+type LinkingHost interface {
+	Host
+	Reserve(n int) error
+}
+
 // NewHostedQueue makes a queue that runs on host's ring. Its owner (the
 // host's goroutine) uses Submit, HandleCQE, RunReady and TakeDone instead
 // of Poll.
@@ -154,7 +163,7 @@ func (q *Queue) Submit(r *Request) error {
 	q.live++
 	r.q = q
 	r.Err, r.Source, r.Copied = nil, 0, false
-	r.area, r.holds, r.pending = nil, 0, 0
+	r.area, r.holds, r.pending, r.linked = nil, 0, 0, false
 	r.to(reqActive)
 	q.start(r)
 	return nil

@@ -69,6 +69,7 @@ type Request struct {
 	last      int64
 	next      int64
 	pending   int      // SQEs of this request without a completion yet
+	linked    bool     // origin writes: the write was queued linked behind its chunk's load (cow.go)
 	parkedOn  parkKind // while parked: the list it waits on
 	waitChunk int64
 	waitNext  *Request

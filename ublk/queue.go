@@ -159,6 +159,11 @@ func (q *Queue) TargetSQE(tag uint16, op uint8, data uint32) (*uring.SQE, error)
 	return s, nil
 }
 
+// ReserveTargetSQEs makes sure the target's next n TargetSQE calls do not
+// submit in between, so that SQEs linked with uring.SQEIOLink reach the
+// kernel in one submission (uring.Ring.Reserve).
+func (q *Queue) ReserveTargetSQEs(n int) error { return q.ring.Reserve(uint32(n)) }
+
 // Complete ends the target's handling of tag with res (bytes done, or
 // -errno) and fetches the tag's next request. For a READ under USER_COPY the
 // data is first copied to the driver. Completing a tag the target does not

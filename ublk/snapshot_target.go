@@ -66,6 +66,9 @@ func (h host) SQE(ud uint64) (*uring.SQE, error) {
 
 func (h host) Wake() { h.q.Wake() }
 
+// Reserve keeps the engine's next n SQEs in one submission (engine.LinkingHost).
+func (h host) Reserve(n int) error { return h.q.ReserveTargetSQEs(n) }
+
 // Init makes the queue's hosted engine queue.
 func (t *snapshotTarget) Init(q *Queue) error {
 	eq, err := engine.NewHostedQueue(q.Depth(), host{q})

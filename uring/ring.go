@@ -299,6 +299,33 @@ func (r *Ring) NextSQE() (*SQE, error) {
 	return s, nil
 }
 
+// Reserve makes sure the next n NextSQE calls hand out SQEs without
+// submitting in between, so that a chain of SQEs linked with SQEIOLink
+// reaches the kernel in one submission (a chain cut by a submission would
+// run its halves unordered). It submits what is queued only if it must.
+func (r *Ring) Reserve(n uint32) error {
+	if r.closed {
+		return ErrClosed
+	}
+	if n > r.sqEntries {
+		return fmt.Errorf("%w: %d SQEs reserved on a ring of %d", ErrSQFull, n, r.sqEntries)
+	}
+	if r.sqFree >= n {
+		return nil
+	}
+	r.sqFree = r.sqEntries - (r.sqeTail - atomic.LoadUint32(r.sqHead))
+	if r.sqFree < n {
+		if _, err := r.submit(0, 0); err != nil {
+			return err
+		}
+		r.sqFree = r.sqEntries - (r.sqeTail - atomic.LoadUint32(r.sqHead))
+		if r.sqFree < n {
+			return ErrSQFull
+		}
+	}
+	return nil
+}
+
 // CmdArea returns the URING_CMD payload of s: 16 bytes, or 80 on an SQE128
 // ring. s must come from this ring's NextSQE.
 func (r *Ring) CmdArea(s *SQE) []byte {

@@ -348,6 +348,46 @@ func TestFullSQSubmits(t *testing.T) {
 	run(t, r, 7)
 }
 
+// TestReserve: Reserve submits what is queued only when the SQ lacks room
+// for the chain, so the chain's SQEs are handed out without a submission
+// between them; more than the ring holds is refused.
+func TestReserve(t *testing.T) {
+	r := newRing(t, Options{Entries: 4})
+	if err := r.Reserve(r.SQEntries() + 1); !errors.Is(err, ErrSQFull) {
+		t.Fatalf("Reserve beyond the ring: %v, want ErrSQFull", err)
+	}
+	for i := 0; i < 3; i++ {
+		nextSQE(t, r).PrepNop()
+	}
+	if err := r.Reserve(2); err != nil {
+		t.Fatal(err)
+	}
+	if p := r.Pending(); p != 0 {
+		t.Fatalf("%d SQEs still queued: Reserve(2) with one free should have submitted", p)
+	}
+	if err := r.Reserve(2); err != nil || r.Pending() != 0 {
+		t.Fatalf("Reserve with room: %v, %d queued", err, r.Pending())
+	}
+	a := newArena(t, 4096)
+	s := nextSQE(t, r)
+	s.PrepRead(-1, a.Slice(0, 4096), 0)
+	s.SetFlags(SQEIOLink)
+	s.SetUserData(10)
+	s = nextSQE(t, r)
+	s.PrepNop()
+	s.SetUserData(11)
+	if p := r.Pending(); p != 2 {
+		t.Fatalf("%d SQEs queued after the reserved two, want 2 (none submitted between)", p)
+	}
+	res := map[uint64]int32{}
+	for _, c := range run(t, r, 5) {
+		res[c.UserData] = c.Res
+	}
+	if res[10] != -int32(unix.EBADF) || res[11] != -int32(unix.ECANCELED) {
+		t.Fatalf("reserved chain: %v, want EBADF then ECANCELED", res)
+	}
+}
+
 func TestProbe(t *testing.T) {
 	r := newRing(t, Options{Entries: 2})
 	p, err := r.Probe()
