@@ -383,7 +383,7 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 					if !ok { // closed once the snapshot is finalized
 						return
 					}
-					s.event(e.Kind.String(), e.Device, e.String())
+					s.event(eventKind(e.Kind), e.Device, e.String())
 				case <-snap.Done():
 					return
 				}
@@ -538,7 +538,7 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 			t0 := time.Now()
 			snap.Destroy()
 			<-snap.Done()
-			s.event("destroy", "", fmt.Sprintf("took %v", time.Since(t0).Round(time.Microsecond)))
+			s.event(results.EventDestroy, "", fmt.Sprintf("took %v", time.Since(t0).Round(time.Microsecond)))
 		}
 	}
 	if withEngine {
@@ -584,14 +584,14 @@ func counters(snap *engine.Snapshot, s *sideRun) map[string]int64 {
 	nev := int64(len(s.events))
 	s.mu.Unlock()
 	return map[string]int64{
-		results.CounterChunksCopied:  st.ChunksCopied,
-		results.CounterChunksStored:  st.ChunksStored,
-		results.CounterStoreQueue:    st.ChunksInMemory,
-		results.CounterDiffBytesUsed: st.DiffUsedBytes,
-		results.CounterEvents:        nev,
-		"chunks_failed":              st.ChunksFailed,
-		"events_dropped":             st.EventsDropped,
-		"diff_bytes_capacity":        st.DiffCapacityBytes,
+		results.CounterChunksCopied:      st.ChunksCopied,
+		results.CounterChunksStored:      st.ChunksStored,
+		results.CounterChunksFailed:      st.ChunksFailed,
+		results.CounterStoreQueue:        st.ChunksInMemory,
+		results.CounterDiffBytesUsed:     st.DiffUsedBytes,
+		results.CounterDiffBytesCapacity: st.DiffCapacityBytes,
+		results.CounterEvents:            nev,
+		results.CounterEventsDropped:     st.EventsDropped,
 	}
 }
 
