@@ -26,7 +26,6 @@ func TestRunSideShape(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 5 seconds")
 	}
-	const tickEvery = 250 * time.Millisecond // the controller's
 	const warmup, run, takeAfter = 250 * time.Millisecond, 2 * time.Second, 1750 * time.Millisecond
 	sc := parse(t, `
 name: shape
@@ -76,14 +75,15 @@ workloads:
 	// The image workload waits for the take. A series point is stamped
 	// with its tick's time but counts the operations done when the
 	// controller reads them, after a take on the same tick: take_after
-	// falls between the series' ticks (each second from the first tick of
-	// the measured part) so that no point ends within a tick of the take.
+	// falls between the series' ticks (each seriesInterval from the first
+	// tick of the measured part) so that no point ends within a tick of the
+	// take.
 	imageOps := int64(0)
 	for i, p := range eng.Series {
 		if i > 0 && p.Offset != eng.Series[i-1].Offset+eng.Series[i-1].Length {
 			t.Errorf("series point %d at %v does not follow the one before (%v+%v)", i, p.Offset, eng.Series[i-1].Offset, eng.Series[i-1].Length)
 		}
-		if p.Offset+p.Length < take.Offset-tickEvery/2 && p.ClassOps[results.ImageRead] != 0 {
+		if p.Offset+p.Length < take.Offset-controllerTick/2 && p.ClassOps[results.ImageRead] != 0 {
 			t.Errorf("series point %d (%v+%v) has %d image reads before the take at %v", i, p.Offset, p.Length, p.ClassOps[results.ImageRead], take.Offset)
 		}
 		imageOps += p.ClassOps[results.ImageRead]
@@ -196,4 +196,16 @@ func openFds(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestClassCount: the runner's per-class arrays have a place for every class.
+func TestClassCount(t *testing.T) {
+	if nClasses != len(results.Classes) {
+		t.Fatalf("nClasses %d, results.Classes %d", nClasses, len(results.Classes))
+	}
+	for i, c := range results.Classes {
+		if classIndex(c) != i {
+			t.Errorf("class %s at %d, classIndex %d", c, i, classIndex(c))
+		}
+	}
 }
