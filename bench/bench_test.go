@@ -145,7 +145,7 @@ workloads:
 	for _, e := range res.Engine.Events {
 		kinds[e.Kind] = true
 	}
-	if !kinds["overflow"] || !kinds["corrupted"] {
+	if !kinds[results.EventOverflow] || !kinds[results.EventCorrupted] {
 		t.Fatalf("events %v", kinds)
 	}
 	if res.Engine.Classes[results.ImageRead].Errors == 0 {

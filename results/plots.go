@@ -423,7 +423,7 @@ func throughputFigure(r *Result, index int) (figure, bool) {
 			p.X.Max = max(p.X.Max, e.Offset.Seconds())
 		}
 		if slices.ContainsFunc(r.Engine.Events, func(e Event) bool { return e.Kind == EventTake }) {
-			items = append(items, legendItem{"take", legendLine{draw.LineStyle{Color: takeColor, Width: vg.Points(1.5)}}})
+			items = append(items, legendItem{EventTake, legendLine{draw.LineStyle{Color: takeColor, Width: vg.Points(1.5)}}})
 		}
 		if slices.ContainsFunc(r.Engine.Events, func(e Event) bool { return e.Kind != EventTake }) {
 			items = append(items, legendItem{"event", legendLine{draw.LineStyle{Color: eventColor, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}}})

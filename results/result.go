@@ -116,18 +116,35 @@ func sortedClasses[V any](m map[Class]V) []Class {
 	return cs
 }
 
-// Conventional engine counter names. The runner may add others.
+// Engine counter names: the keys of Side.Counters and CounterPoint.Values,
+// one for every engine statistic the runner records. Results from older
+// runners hold fewer, fio's none; reports show whatever keys a result has.
 const (
-	CounterChunksCopied  = "chunks_copied"
-	CounterChunksStored  = "chunks_stored"
-	CounterStoreQueue    = "store_queue_chunks"
-	CounterDiffBytesUsed = "diff_bytes_used"
+	CounterChunksCopied      = "chunks_copied"
+	CounterChunksStored      = "chunks_stored"
+	CounterChunksFailed      = "chunks_failed"
+	CounterStoreQueue        = "store_queue_chunks"
+	CounterDiffBytesUsed     = "diff_bytes_used"
+	CounterDiffBytesCapacity = "diff_bytes_capacity"
+	// CounterEvents counts the side's Events so far; CounterEventsDropped
+	// the engine events lost to its full event queue.
 	CounterEvents        = "events"
+	CounterEventsDropped = "events_dropped"
 )
 
-// EventTake is the Event kind for taking the snapshot; reports mark it apart
-// from other events.
-const EventTake = "take"
+// Event kinds. EventTake and EventDestroy are the runner's own phases:
+// EventTake is taking the snapshot, which reports mark apart from other
+// events; EventDestroy is destroying it at the end of the engine side, with
+// the time it took as the Detail. The others are the engine's events under
+// the engine's own names (engine.EventKind's String).
+const (
+	EventTake         = "take"
+	EventDestroy      = "destroy"
+	EventLowFreeSpace = "low-free-space"
+	EventNoSpace      = "no-space"
+	EventOverflow     = "overflow"
+	EventCorrupted    = "corrupted"
+)
 
 // Result is everything one benchmark run produced. Encode writes it as one
 // JSON document; Decode reads it back.

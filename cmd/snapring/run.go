@@ -250,7 +250,7 @@ func printSummary(w io.Writer, name string, r *results.Result) {
 		fmt.Fprintf(w, "io-wq kicks %d (engine %d): waits that saw nothing complete for 50 ms and woke the kernel's io-wq\n", k, r.Engine.IOWQKicks)
 	}
 	for _, e := range r.Engine.Events {
-		if e.Kind != results.EventTake && e.Kind != "destroy" {
+		if e.Kind != results.EventTake && e.Kind != results.EventDestroy {
 			fmt.Fprintf(w, "event at %v: %s\n", e.Offset.Round(time.Millisecond), e.Detail)
 		}
 	}
