@@ -731,8 +731,8 @@ func (p *runPlan) runLocal(ctx context.Context) (_ []*results.Result, err error)
 				return nil, fmt.Errorf("target %s: %w", k, err)
 			}
 			for _, e := range d.events {
-				kind, detail, _ := strings.Cut(e, " ")
-				side.Events = append(side.Events, results.Event{Offset: side.Duration, Kind: kind, Device: d.origin, Detail: detail})
+				e.Offset, e.Device = side.Duration, d.origin
+				side.Events = append(side.Events, e)
 			}
 			sides[k], jobs[k], starts[k] = &side, job, start
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/snapring/snapring/engine"
+	"github.com/snapring/snapring/results"
 	"github.com/snapring/snapring/ublk"
 )
 
@@ -218,13 +219,16 @@ type devices struct {
 	teardown              func() error
 	// events are our snapshot's events during the run (overflow, low
 	// free space, ...), collected at teardown.
-	events []string
+	events []results.Event
 }
 
 // maxEvents bounds the events kept per run.
 const maxEvents = 64
 
-func drainEvents(snap *engine.Snapshot, into []string) []string {
+// drainEvents appends the snapshot's queued events to into, each under the
+// results schema's kind (the engine's own name, as bench's runner records
+// them), and how many the engine dropped under CounterEventsDropped.
+func drainEvents(snap *engine.Snapshot, into []results.Event) []results.Event {
 	for {
 		select {
 		case e, ok := <-snap.Events():
@@ -232,11 +236,11 @@ func drainEvents(snap *engine.Snapshot, into []string) []string {
 				return into
 			}
 			if len(into) < maxEvents {
-				into = append(into, e.String())
+				into = append(into, results.Event{Kind: e.Kind.String(), Device: e.Device, Detail: e.String()})
 			}
 		default:
 			if n := snap.DroppedEvents(); n > 0 && len(into) < maxEvents {
-				into = append(into, fmt.Sprintf("%d events dropped", n))
+				into = append(into, results.Event{Kind: results.CounterEventsDropped, Detail: fmt.Sprintf("%d events dropped", n)})
 			}
 			return into
 		}
