@@ -61,10 +61,13 @@ func runSide(ctx context.Context, cfg RunConfig, pdevs []preparedDevice, withEng
 	if !takeLater {
 		close(imageGate)
 	}
-	wg := s.startWorkers(ctx, sd, imageGate)
+	abort := make(chan struct{}) // a failed take: image workers never start
+	wg := s.startWorkers(ctx, sd, imageGate, abort)
 	c := newController(s, sd.snap, imageGate, !takeLater)
 	partial, err := c.run(ctx)
 	if err != nil {
+		close(abort)
+		wg.Wait() // no worker outlives its side's devices
 		return nil, false, err
 	}
 	wg.Wait()
@@ -134,8 +137,8 @@ func (s *sideRun) forwardEvents(snap *engine.Snapshot) <-chan struct{} {
 // startWorkers starts every workload's workers, in scenario order, each
 // with its own slice of the offsets and its own seed (the run's seed plus
 // the worker's number). An image workload's workers wait for imageGate,
-// closed by the take, or for ctx.
-func (s *sideRun) startWorkers(ctx context.Context, sd *sideDevices, imageGate <-chan struct{}) *sync.WaitGroup {
+// closed by the take, or for ctx or abort (the take failed).
+func (s *sideRun) startWorkers(ctx context.Context, sd *sideDevices, imageGate, abort <-chan struct{}) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	seed := s.cfg.Seed
 	for wi := range s.cfg.Scenario.Workloads {
@@ -148,7 +151,7 @@ func (s *sideRun) startWorkers(ctx context.Context, sd *sideDevices, imageGate <
 			wg.Add(1)
 			go func(seed int64) {
 				defer wg.Done()
-				s.runWorker(ctx, w, mk, gen, seed, imageGate)
+				s.runWorker(ctx, w, mk, gen, seed, imageGate, abort)
 			}(seed)
 		}
 	}
@@ -157,10 +160,12 @@ func (s *sideRun) startWorkers(ctx context.Context, sd *sideDevices, imageGate <
 
 // runWorker runs one worker, an image workload's once the snapshot is
 // taken; its error stops the side.
-func (s *sideRun) runWorker(ctx context.Context, w *scenarios.Workload, mk func() (target, error), gen *offsetGen, seed int64, imageGate <-chan struct{}) {
+func (s *sideRun) runWorker(ctx context.Context, w *scenarios.Workload, mk func() (target, error), gen *offsetGen, seed int64, imageGate, abort <-chan struct{}) {
 	if w.Kind.IsImage() {
 		select {
 		case <-imageGate:
+		case <-abort:
+			return
 		case <-ctx.Done():
 			return
 		}
