@@ -210,12 +210,12 @@ func (d *Daemon) addDevice(req api.DeviceAddRequest) (api.Device, error) {
 	}
 	dev := &device{id: id, path: req.Path, eng: eng, cfg: ucfg, addedAt: time.Now().UTC(), quit: make(chan struct{})}
 	if d.metrics != nil {
-		dev.mt = d.metrics.device(id, req.Path)
+		dev.mt = d.metrics.device(id, req.Path, ucfg.Queues)
 	}
 	if !d.opts.inProcess {
-		var target ublk.Target = ublk.NewOriginTarget(eng)
+		target := ublk.NewOriginTarget(eng)
 		if dev.mt != nil {
-			target = &meteredOrigin{OriginTarget: target.(*ublk.OriginTarget), m: dev.mt}
+			target.SetObserver(dev.mt.originObserver())
 		}
 		u, err := ublk.Create(ucfg, target)
 		if err != nil {

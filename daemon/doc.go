@@ -16,7 +16,9 @@
 // `snapring snapshot run`: images, then snapshots (destroyed and waited
 // for), then origins.
 //
-// The engine reports chunk counters per snapshot only, so per-device
-// chunk figures are sums; it cannot raise a storage's limit, so autoextend
-// appends a file it creates next to the storage (and removes on destroy).
+// Chunk counters are the engine's, per device (Snapshot.DeviceStats). The
+// per-I/O metrics come from the ublk targets' Observer, counted per queue
+// with atomics only (metrics.go); with metrics off no observer is set. The
+// engine cannot raise a storage's limit, so autoextend appends a file it
+// creates next to the storage (and removes on destroy).
 package daemon

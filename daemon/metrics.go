@@ -1,22 +1,27 @@
 package daemon
 
 import (
+	"math/bits"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/snapring/snapring/daemon/api"
+	"github.com/snapring/snapring/engine"
 	"github.com/snapring/snapring/ublk"
 	"github.com/snapring/snapring/uring"
 )
 
 // metrics is the daemon's Prometheus registry (only when metrics are on).
 // Engine and device figures are read at scrape time; the only cost on the
-// origin write path is meteredOrigin's two atomic adds per request.
+// data path is the ublk targets' Observer (ublk.Observer): per request two
+// clock reads and a few uncontended atomic adds into the queue's own shard
+// of its device's counters (deviceMetrics), with no lock and no allocation.
 type metrics struct {
 	reg         *prometheus.Registry
 	requests    *prometheus.CounterVec
@@ -28,48 +33,142 @@ type metrics struct {
 	devices map[uint64]*deviceMetrics
 }
 
-// deviceMetrics are one origin device's request counters.
-type deviceMetrics struct {
-	path                      string
-	writes, writeBytes        atomic.Int64
-	reads, readBytes          atomic.Int64
-	flushes, discards, zeroes atomic.Int64
+// Latency histograms have fixed power-of-two buckets: upper bounds of
+// 2^latencyMinShift ns (1.024 µs) doubling up to 2^(latencyMinShift+
+// latencyBuckets-1) ns (1.07 s), then +Inf, so that finding a request's
+// bucket is one bits.Len64.
+const (
+	latencyMinShift = 10
+	latencyBuckets  = 21 // finite buckets
+)
+
+// latencyHist is a fixed-bucket histogram of durations, added to with
+// atomics only and summed at scrape time.
+type latencyHist struct {
+	counts [latencyBuckets + 1]atomic.Uint64 // non-cumulative; the last is beyond the largest bound
+	sumNs  atomic.Uint64
 }
 
-// meteredOrigin counts an origin's requests before the engine sees them.
-type meteredOrigin struct {
-	*ublk.OriginTarget
-	m *deviceMetrics
-}
-
-// Handle counts a READ or WRITE and passes it on.
-func (t *meteredOrigin) Handle(q *ublk.Queue, tag uint16, io *ublk.IO) {
-	if io.Op == ublk.OpWrite {
-		t.m.writes.Add(1)
-		t.m.writeBytes.Add(int64(io.Length))
-	} else {
-		t.m.reads.Add(1)
-		t.m.readBytes.Add(int64(io.Length))
+func latencyBucket(ns uint64) int {
+	if ns <= 1<<latencyMinShift {
+		return 0
 	}
-	t.OriginTarget.Handle(q, tag, io)
+	return min(bits.Len64(ns-1)-latencyMinShift, latencyBuckets)
 }
 
-// Flush counts and passes on.
-func (t *meteredOrigin) Flush(q *ublk.Queue, tag uint16, io *ublk.IO) {
-	t.m.flushes.Add(1)
-	t.OriginTarget.Flush(q, tag, io)
+func (h *latencyHist) observe(d time.Duration) {
+	ns := uint64(max(d, 0))
+	h.counts[latencyBucket(ns)].Add(1)
+	h.sumNs.Add(ns)
 }
 
-// Discard counts and passes on.
-func (t *meteredOrigin) Discard(q *ublk.Queue, tag uint16, io *ublk.IO) {
-	t.m.discards.Add(1)
-	t.OriginTarget.Discard(q, tag, io)
+// latencySum accumulates shards' histograms for one scrape.
+type latencySum struct {
+	counts [latencyBuckets + 1]uint64
+	sumNs  uint64
 }
 
-// WriteZeroes counts and passes on.
-func (t *meteredOrigin) WriteZeroes(q *ublk.Queue, tag uint16, io *ublk.IO) {
-	t.m.zeroes.Add(1)
-	t.OriginTarget.WriteZeroes(q, tag, io)
+func (s *latencySum) add(h *latencyHist) {
+	for i := range h.counts {
+		s.counts[i] += h.counts[i].Load()
+	}
+	s.sumNs += h.sumNs.Load()
+}
+
+// metric renders the sum as a Prometheus histogram (cumulative buckets, in
+// seconds).
+func (s *latencySum) metric(desc *prometheus.Desc, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, latencyBuckets)
+	var cum uint64
+	for i := 0; i < latencyBuckets; i++ {
+		cum += s.counts[i]
+		buckets[float64(uint64(1)<<(latencyMinShift+i))/1e9] = cum
+	}
+	cum += s.counts[latencyBuckets]
+	return prometheus.MustNewConstHistogram(desc, cum, float64(s.sumNs)/1e9, buckets, labels...)
+}
+
+// Image read sources, as labels (engine.Source bits in this order).
+var imageSources = [...]string{"original", "memory", "diff"}
+
+// queueMetrics are one ublk queue's share of a device's counters: only that
+// queue's goroutine adds to them.
+type queueMetrics struct {
+	writes, writeBytes, reads, readBytes  atomic.Int64
+	flushes, discards, zeroes, originErrs atomic.Int64
+	writeLatency                          latencyHist
+
+	imageReads                  [len(imageSources)]atomic.Int64 // by source; a read across chunks counts under each it used
+	imageReadBytes, imageWrites atomic.Int64
+	imageWriteBytes, imageErrs  atomic.Int64
+	imageReadLatency            latencyHist
+	_                           [64]byte // keeps the next queue's counters off this one's cache lines
+}
+
+// deviceMetrics are one origin device's request counters (its image's
+// included), one shard per ublk queue.
+type deviceMetrics struct {
+	path   string
+	queues []queueMetrics
+}
+
+func (m *deviceMetrics) shard(queue int) *queueMetrics {
+	if uint(queue) >= uint(len(m.queues)) {
+		queue = 0 // the driver never gives more queues than asked for
+	}
+	return &m.queues[queue]
+}
+
+// observeOrigin counts a completed origin request (on its queue's goroutine).
+func (m *deviceMetrics) observeOrigin(queue int, r *engine.Request, elapsed time.Duration) {
+	q := m.shard(queue)
+	if r.Err != nil {
+		q.originErrs.Add(1)
+	}
+	switch r.Op {
+	case engine.OpOriginWrite:
+		q.writes.Add(1)
+		q.writeBytes.Add(int64(len(r.Buf)))
+		q.writeLatency.observe(elapsed)
+	case engine.OpOriginRead:
+		q.reads.Add(1)
+		q.readBytes.Add(int64(len(r.Buf)))
+	case engine.OpOriginFlush:
+		q.flushes.Add(1)
+	case engine.OpOriginDiscard:
+		q.discards.Add(1)
+	case engine.OpOriginWriteZeroes:
+		q.zeroes.Add(1)
+	}
+}
+
+// observeImage counts a completed image request (on its queue's goroutine).
+func (m *deviceMetrics) observeImage(queue int, r *engine.Request, elapsed time.Duration) {
+	q := m.shard(queue)
+	if r.Err != nil {
+		q.imageErrs.Add(1)
+	}
+	switch r.Op {
+	case engine.OpImageRead:
+		for i := range imageSources {
+			if r.Source&(1<<i) != 0 {
+				q.imageReads[i].Add(1)
+			}
+		}
+		q.imageReadBytes.Add(int64(len(r.Buf)))
+		q.imageReadLatency.observe(elapsed)
+	case engine.OpImageWrite:
+		q.imageWrites.Add(1)
+		q.imageWriteBytes.Add(int64(len(r.Buf)))
+	}
+}
+
+func (m *deviceMetrics) originObserver() ublk.Observer {
+	return func(q *ublk.Queue, r *engine.Request, elapsed time.Duration) { m.observeOrigin(q.ID(), r, elapsed) }
+}
+
+func (m *deviceMetrics) imageObserver() ublk.Observer {
+	return func(q *ublk.Queue, r *engine.Request, elapsed time.Duration) { m.observeImage(q.ID(), r, elapsed) }
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -99,10 +198,10 @@ func newMetrics(d *Daemon) *metrics {
 	return m
 }
 
-func (m *metrics) device(id uint64, path string) *deviceMetrics {
+func (m *metrics) device(id uint64, path string, queues int) *deviceMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	dm := &deviceMetrics{path: path}
+	dm := &deviceMetrics{path: path, queues: make([]queueMetrics, max(queues, 1))}
 	m.devices[id] = dm
 	return dm
 }
@@ -116,23 +215,36 @@ func (m *metrics) dropDevice(id uint64) {
 func (m *metrics) dropSnapshot(uint64) {} // read at scrape time: nothing kept
 
 var (
-	descDevices    = prometheus.NewDesc("snapring_devices", "Origin devices served.", nil, nil)
-	descSnapshots  = prometheus.NewDesc("snapring_snapshots", "Snapshots alive.", nil, nil)
-	descWrites     = prometheus.NewDesc("snapring_origin_writes_total", "Origin write requests.", []string{"device"}, nil)
-	descWriteBytes = prometheus.NewDesc("snapring_origin_write_bytes_total", "Bytes written to origins.", []string{"device"}, nil)
-	descReads      = prometheus.NewDesc("snapring_origin_reads_total", "Origin read requests.", []string{"device"}, nil)
-	descReadBytes  = prometheus.NewDesc("snapring_origin_read_bytes_total", "Bytes read from origins.", []string{"device"}, nil)
-	descFlushes    = prometheus.NewDesc("snapring_origin_flushes_total", "Origin flush requests.", []string{"device"}, nil)
-	descDiscards   = prometheus.NewDesc("snapring_origin_discards_total", "Origin discard and write-zeroes requests.", []string{"device"}, nil)
-	descCopied     = prometheus.NewDesc("snapring_snapshot_chunks_copied_total", "Chunks copied on write.", []string{"snapshot"}, nil)
-	descStored     = prometheus.NewDesc("snapring_snapshot_chunks_stored_total", "Chunks written to the difference storage.", []string{"snapshot"}, nil)
-	descFailed     = prometheus.NewDesc("snapring_snapshot_chunks_failed_total", "Chunks that failed (the image is corrupted).", []string{"snapshot"}, nil)
-	descInMemory   = prometheus.NewDesc("snapring_snapshot_chunks_in_memory", "Chunks held in memory, waiting for the store (the store queue depth).", []string{"snapshot"}, nil)
-	descUsed       = prometheus.NewDesc("snapring_snapshot_storage_used_bytes", "Difference storage used.", []string{"snapshot"}, nil)
-	descCapacity   = prometheus.NewDesc("snapring_snapshot_storage_capacity_bytes", "Difference storage allocated.", []string{"snapshot"}, nil)
-	descLimit      = prometheus.NewDesc("snapring_snapshot_storage_limit_bytes", "Difference storage limit.", []string{"snapshot"}, nil)
-	descDropped    = prometheus.NewDesc("snapring_snapshot_engine_events_dropped_total", "Engine events lost to a full queue.", []string{"snapshot"}, nil)
-	descState      = prometheus.NewDesc("snapring_snapshot_state", "1 for the snapshot's current state.", []string{"snapshot", "state"}, nil)
+	devL  = []string{"device"}
+	snapL = []string{"snapshot"}
+	sdL   = []string{"snapshot", "device"}
+
+	descDevices     = prometheus.NewDesc("snapring_devices", "Origin devices served.", nil, nil)
+	descSnapshots   = prometheus.NewDesc("snapring_snapshots", "Snapshots alive.", nil, nil)
+	descWrites      = prometheus.NewDesc("snapring_origin_writes_total", "Origin write requests completed.", devL, nil)
+	descWriteBytes  = prometheus.NewDesc("snapring_origin_write_bytes_total", "Bytes written to origins.", devL, nil)
+	descReads       = prometheus.NewDesc("snapring_origin_reads_total", "Origin read requests completed.", devL, nil)
+	descReadBytes   = prometheus.NewDesc("snapring_origin_read_bytes_total", "Bytes read from origins.", devL, nil)
+	descFlushes     = prometheus.NewDesc("snapring_origin_flushes_total", "Origin flush requests completed.", devL, nil)
+	descDiscards    = prometheus.NewDesc("snapring_origin_discards_total", "Origin discard and write-zeroes requests completed.", devL, nil)
+	descOriginErrs  = prometheus.NewDesc("snapring_origin_errors_total", "Origin requests that failed.", devL, nil)
+	descWriteLat    = prometheus.NewDesc("snapring_origin_write_duration_seconds", "Origin write time in the engine (copy-on-write included), from the ublk target receiving it to its completion.", devL, nil)
+	descImageReads  = prometheus.NewDesc("snapring_image_reads_total", "Image read requests by where the data came from (original, memory: a chunk buffer, diff: the difference storage); a read across chunks counts under each source it used.", []string{"device", "source"}, nil)
+	descImageRBytes = prometheus.NewDesc("snapring_image_read_bytes_total", "Bytes read from images.", devL, nil)
+	descImageWrites = prometheus.NewDesc("snapring_image_writes_total", "Image write requests completed.", devL, nil)
+	descImageWBytes = prometheus.NewDesc("snapring_image_write_bytes_total", "Bytes written to images.", devL, nil)
+	descImageErrs   = prometheus.NewDesc("snapring_image_errors_total", "Image requests that failed (a corrupted or destroyed snapshot: EIO).", devL, nil)
+	descImageLat    = prometheus.NewDesc("snapring_image_read_duration_seconds", "Image read time in the engine, from the ublk target receiving it to its completion.", devL, nil)
+	descCopied      = prometheus.NewDesc("snapring_snapshot_chunks_copied_total", "Chunks copied on write.", sdL, nil)
+	descStored      = prometheus.NewDesc("snapring_snapshot_chunks_stored_total", "Chunks written to the difference storage.", sdL, nil)
+	descFailed      = prometheus.NewDesc("snapring_snapshot_chunks_failed_total", "Chunks that failed (the image is corrupted).", sdL, nil)
+	descInMemory    = prometheus.NewDesc("snapring_snapshot_chunks_in_memory", "Chunk buffers in use: loading, waiting for the store, being stored.", sdL, nil)
+	descStoreQueue  = prometheus.NewDesc("snapring_snapshot_store_queue_depth", "Chunks waiting for a store worker (one queue for all the snapshot's devices).", snapL, nil)
+	descUsed        = prometheus.NewDesc("snapring_snapshot_storage_used_bytes", "Difference storage used.", snapL, nil)
+	descCapacity    = prometheus.NewDesc("snapring_snapshot_storage_capacity_bytes", "Difference storage allocated.", snapL, nil)
+	descLimit       = prometheus.NewDesc("snapring_snapshot_storage_limit_bytes", "Difference storage limit.", snapL, nil)
+	descDropped     = prometheus.NewDesc("snapring_snapshot_engine_events_dropped_total", "Engine events lost to a full queue.", snapL, nil)
+	descState       = prometheus.NewDesc("snapring_snapshot_state", "1 for the snapshot's current state.", []string{"snapshot", "state"}, nil)
 )
 
 // stateCollector reads the daemon's devices and snapshots at scrape time.
@@ -140,7 +252,9 @@ type stateCollector struct{ d *Daemon }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDevices, descSnapshots, descWrites, descWriteBytes, descReads, descReadBytes,
-		descFlushes, descDiscards, descCopied, descStored, descFailed, descInMemory, descUsed, descCapacity, descLimit, descDropped, descState} {
+		descFlushes, descDiscards, descOriginErrs, descWriteLat, descImageReads, descImageRBytes, descImageWrites, descImageWBytes,
+		descImageErrs, descImageLat, descCopied, descStored, descFailed, descInMemory, descStoreQueue, descUsed, descCapacity,
+		descLimit, descDropped, descState} {
 		ch <- d
 	}
 }
@@ -159,23 +273,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if m := d.metrics; m != nil {
 		m.mu.Lock()
 		for id, dm := range m.devices {
-			l := strconv.FormatUint(id, 10)
-			ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(dm.writes.Load()), l)
-			ch <- prometheus.MustNewConstMetric(descWriteBytes, prometheus.CounterValue, float64(dm.writeBytes.Load()), l)
-			ch <- prometheus.MustNewConstMetric(descReads, prometheus.CounterValue, float64(dm.reads.Load()), l)
-			ch <- prometheus.MustNewConstMetric(descReadBytes, prometheus.CounterValue, float64(dm.readBytes.Load()), l)
-			ch <- prometheus.MustNewConstMetric(descFlushes, prometheus.CounterValue, float64(dm.flushes.Load()), l)
-			ch <- prometheus.MustNewConstMetric(descDiscards, prometheus.CounterValue, float64(dm.discards.Load()+dm.zeroes.Load()), l)
+			dm.collect(ch, strconv.FormatUint(id, 10))
 		}
 		m.mu.Unlock()
 	}
 	for _, s := range snaps {
 		l := strconv.FormatUint(s.id, 10)
 		st := s.snap.Stats()
-		ch <- prometheus.MustNewConstMetric(descCopied, prometheus.CounterValue, float64(st.ChunksCopied), l)
-		ch <- prometheus.MustNewConstMetric(descStored, prometheus.CounterValue, float64(st.ChunksStored), l)
-		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(st.ChunksFailed), l)
-		ch <- prometheus.MustNewConstMetric(descInMemory, prometheus.GaugeValue, float64(st.ChunksInMemory), l)
+		for i, ds := range s.snap.DeviceStats() {
+			dl := strconv.FormatUint(s.devs[i].id, 10)
+			ch <- prometheus.MustNewConstMetric(descCopied, prometheus.CounterValue, float64(ds.ChunksCopied), l, dl)
+			ch <- prometheus.MustNewConstMetric(descStored, prometheus.CounterValue, float64(ds.ChunksStored), l, dl)
+			ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(ds.ChunksFailed), l, dl)
+			ch <- prometheus.MustNewConstMetric(descInMemory, prometheus.GaugeValue, float64(ds.ChunksInMemory), l, dl)
+		}
+		ch <- prometheus.MustNewConstMetric(descStoreQueue, prometheus.GaugeValue, float64(st.StoreQueued), l)
 		ch <- prometheus.MustNewConstMetric(descUsed, prometheus.GaugeValue, float64(st.DiffUsedBytes), l)
 		ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(st.DiffCapacityBytes), l)
 		ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, float64(st.DiffLimitBytes), l)
@@ -194,4 +306,50 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, l, x)
 		}
 	}
+}
+
+// collect sums the device's queue shards into its metrics.
+func (m *deviceMetrics) collect(ch chan<- prometheus.Metric, l string) {
+	var writes, writeBytes, reads, readBytes, flushes, discards, oerrs int64
+	var iwrites, iwbytes, irbytes, ierrs int64
+	var ireads [len(imageSources)]int64
+	var wlat, ilat latencySum
+	for i := range m.queues {
+		q := &m.queues[i]
+		writes += q.writes.Load()
+		writeBytes += q.writeBytes.Load()
+		reads += q.reads.Load()
+		readBytes += q.readBytes.Load()
+		flushes += q.flushes.Load()
+		discards += q.discards.Load() + q.zeroes.Load()
+		oerrs += q.originErrs.Load()
+		wlat.add(&q.writeLatency)
+		for j := range ireads {
+			ireads[j] += q.imageReads[j].Load()
+		}
+		irbytes += q.imageReadBytes.Load()
+		iwrites += q.imageWrites.Load()
+		iwbytes += q.imageWriteBytes.Load()
+		ierrs += q.imageErrs.Load()
+		ilat.add(&q.imageReadLatency)
+	}
+	counter := func(desc *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descWrites, writes, l)
+	counter(descWriteBytes, writeBytes, l)
+	counter(descReads, reads, l)
+	counter(descReadBytes, readBytes, l)
+	counter(descFlushes, flushes, l)
+	counter(descDiscards, discards, l)
+	counter(descOriginErrs, oerrs, l)
+	ch <- wlat.metric(descWriteLat, l)
+	for j, src := range imageSources {
+		counter(descImageReads, ireads[j], l, src)
+	}
+	counter(descImageRBytes, irbytes, l)
+	counter(descImageWrites, iwrites, l)
+	counter(descImageWBytes, iwbytes, l)
+	counter(descImageErrs, ierrs, l)
+	ch <- ilat.metric(descImageLat, l)
 }

@@ -133,6 +133,7 @@ func (d *Daemon) routes() http.Handler {
 		d.mu.Unlock()
 		h.Subscribers = d.events.subscribers()
 		h.UptimeSeconds = time.Since(d.started).Seconds()
+		h.Goroutines, h.OpenFDs, h.RSSBytes = processResources()
 		writeJSON(w, 200, h)
 		return nil
 	})
@@ -798,4 +799,25 @@ func (d *Daemon) reload() {
 		d.log.Info("SIGHUP: configuration reloaded")
 	}
 	d.events.publish(api.Event{Kind: api.EventConfigReloaded, Message: msg})
+}
+
+// processResources reads the daemon's goroutines, open file descriptors and
+// resident memory (VmRSS), for /v1/health (-1 for what /proc cannot say).
+func processResources() (goroutines, fds int, rssBytes int64) {
+	goroutines, fds, rssBytes = runtime.NumGoroutine(), -1, -1
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		fds = len(ents) - 1 // less the directory ReadDir itself had open
+	}
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				if f := strings.Fields(v); len(f) > 0 {
+					if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+						rssBytes = kb << 10
+					}
+				}
+			}
+		}
+	}
+	return goroutines, fds, rssBytes
 }

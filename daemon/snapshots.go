@@ -256,7 +256,11 @@ func (d *Daemon) take(ref string, req api.TakeRequest) (api.Snapshot, error) {
 	var imgErr error
 	if !d.opts.inProcess {
 		for _, dev := range s.devs {
-			u, err := ublk.Create(dev.cfg, ublk.NewImageTarget(s.snap.Image(dev.eng)))
+			target := ublk.NewImageTarget(s.snap.Image(dev.eng))
+			if dev.mt != nil {
+				target.SetObserver(dev.mt.imageObserver())
+			}
+			u, err := ublk.Create(dev.cfg, target)
 			if err != nil {
 				imgErr = err
 				break
@@ -305,8 +309,7 @@ func (d *Daemon) appendStorage(ref string, req api.AppendRequest) (api.Snapshot,
 func (d *Daemon) snapshotInfo(s *snapshot) api.Snapshot {
 	st := s.snap.Stats()
 	out := api.Snapshot{ID: s.id, Name: s.name, State: api.StateCreated, CreatedAt: s.createdAt, Policy: s.policy,
-		Frozen: s.frozen, EventsDropped: st.EventsDropped,
-		Chunks: api.Chunks{Copied: st.ChunksCopied, Stored: st.ChunksStored, InMemory: st.ChunksInMemory, Failed: st.ChunksFailed},
+		Frozen: s.frozen, EventsDropped: st.EventsDropped, StoreQueued: st.StoreQueued,
 		Storage: api.StorageStatus{Path: s.storage, UsedBytes: st.DiffUsedBytes, CapacityBytes: st.DiffCapacityBytes,
 			LimitBytes: st.DiffLimitBytes, Appended: slices.Clone(s.appended)}}
 	if st.DiffLimitBytes > 0 {
@@ -322,11 +325,23 @@ func (d *Daemon) snapshotInfo(s *snapshot) api.Snapshot {
 	if s.destroyed {
 		out.State = api.StateDestroyed
 	}
+	devStats := s.snap.DeviceStats()
 	for i, dev := range s.devs {
 		sd := api.SnapshotDevice{Device: dev.id, Path: dev.path, Origin: dev.name()}
 		if img := s.snap.Image(dev.eng); img != nil {
 			sd.ChunkSizeBytes = img.ChunkSize()
 		}
+		for _, ds := range devStats {
+			if ds.Device == dev.eng {
+				sd.Chunks = api.Chunks{Copied: ds.ChunksCopied, Stored: ds.ChunksStored, InMemory: ds.ChunksInMemory, Failed: ds.ChunksFailed}
+				sd.Corrupted = ds.Corrupted
+			}
+		}
+		// The sums from the same reading, so that they add up.
+		out.Chunks.Copied += sd.Chunks.Copied
+		out.Chunks.Stored += sd.Chunks.Stored
+		out.Chunks.InMemory += sd.Chunks.InMemory
+		out.Chunks.Failed += sd.Chunks.Failed
 		if i < len(s.images) {
 			sd.Image = s.images[i].Name()
 		}

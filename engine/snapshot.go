@@ -225,21 +225,55 @@ type Stats struct {
 	ChunksCopied, ChunksStored, ChunksInMemory, ChunksFailed int64
 	DiffUsedBytes, DiffCapacityBytes, DiffLimitBytes         int64
 	EventsDropped                                            int64
-	Corrupted                                                bool
+	// StoreQueued is the store queue's depth: in-memory chunks waiting for
+	// a store worker (ChunksInMemory also counts the chunks being loaded
+	// or written). One queue serves all the snapshot's devices.
+	StoreQueued int64
+	Corrupted   bool
+}
+
+// DeviceStats are one device's counters in a snapshot. Stats sums them.
+type DeviceStats struct {
+	Device *Device
+	// ChunksCopied counts chunks read from the original for copy-on-write;
+	// ChunksStored, chunks written to the difference storage;
+	// ChunksInMemory, chunk buffers in use now (loading, waiting to be
+	// stored, or being stored); ChunksFailed, chunks that failed (the
+	// image is corrupted).
+	ChunksCopied, ChunksStored, ChunksInMemory, ChunksFailed int64
+	Corrupted                                                bool // the device's image is invalid (ErrCorrupted)
+}
+
+// DeviceStats reports each device's counters, in the order the devices
+// were given to NewSnapshot. Each counter is read atomically on its own,
+// so under load the figures of one call are not one instant's.
+func (s *Snapshot) DeviceStats() []DeviceStats {
+	out := make([]DeviceStats, len(s.areas))
+	for i, a := range s.areas {
+		out[i] = a.stats()
+	}
+	return out
+}
+
+func (a *diffArea) stats() DeviceStats {
+	return DeviceStats{Device: a.dev, ChunksCopied: a.copied.Load(), ChunksStored: a.stored.Load(),
+		ChunksInMemory: a.inMemory.Load(), ChunksFailed: a.failed.Load(), Corrupted: a.err() != nil}
 }
 
 // Stats sums the counters over the snapshot's devices.
 func (s *Snapshot) Stats() Stats {
 	var st Stats
 	for _, a := range s.areas {
-		st.ChunksCopied += a.copied.Load()
-		st.ChunksStored += a.stored.Load()
-		st.ChunksInMemory += a.inMemory.Load()
-		st.ChunksFailed += a.failed.Load()
-		st.Corrupted = st.Corrupted || a.err() != nil
+		ds := a.stats()
+		st.ChunksCopied += ds.ChunksCopied
+		st.ChunksStored += ds.ChunksStored
+		st.ChunksInMemory += ds.ChunksInMemory
+		st.ChunksFailed += ds.ChunksFailed
+		st.Corrupted = st.Corrupted || ds.Corrupted
 	}
 	st.DiffUsedBytes, st.DiffCapacityBytes, st.DiffLimitBytes = s.storage.stats()
 	st.EventsDropped = s.events.dropped.Load()
+	st.StoreQueued = int64(len(s.storeQ))
 	return st
 }
 

@@ -64,7 +64,9 @@
 // ring), and the queue calls the target's Wake method on its goroutine.
 //
 // Passthrough is the baseline target: requests map one to one onto a file
-// or block device.
+// or block device. OriginTarget and ImageTarget serve an engine device and
+// a snapshot image; their optional Observer (SetObserver) sees each request
+// they complete, with its engine result and time, for metrics.
 //
 // Serving a request allocates nothing: descriptors, IO values, buffers and
 // the CQE batch are set up once per queue.

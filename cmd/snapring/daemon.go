@@ -38,6 +38,21 @@ func daemonCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&opts.ConfigPath, "config", "", "YAML configuration (dist/snapring.yaml documents every key); reloaded on SIGHUP")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on host:port (e.g. 127.0.0.1:9477; default off)")
+	var fh clientFlags
+	cmd.AddCommand(clientCmd("health", "Ask a running daemon how it is: status, devices, snapshots, and its goroutines, open fds and RSS", cobra.NoArgs, &fh,
+		func(cmd *cobra.Command, c *client.Client, args []string) error {
+			h, err := c.Health(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if fh.output == "json" {
+				return printJSON(cmd.OutOrStdout(), h)
+			}
+			table(cmd.OutOrStdout(), "STATUS\tDEVICES\tSNAPSHOTS\tSUBSCRIBERS\tUPTIME\tGOROUTINES\tFDS\tRSS", [][]string{{h.Status,
+				strconv.Itoa(h.Devices), strconv.Itoa(h.Snapshots), strconv.Itoa(h.Subscribers), fmt.Sprintf("%.0fs", h.UptimeSeconds),
+				strconv.Itoa(h.Goroutines), strconv.Itoa(h.OpenFDs), strconv.FormatInt(h.RSSBytes, 10)}})
+			return nil
+		}))
 	return cmd
 }
 
@@ -195,6 +210,31 @@ func snapshotRows(ss []api.Snapshot) [][]string {
 
 const snapshotHeader = "ID\tNAME\tSTATE\tDEVICES\tIMAGES\tUSED/LIMIT\tFULL\tCOPIED/STORED/FAILED"
 
+const snapshotDeviceHeader = "DEVICE\tPATH\tORIGIN\tIMAGE\tCHUNK\tCOPIED\tSTORED\tIN-MEMORY\tFAILED\tIMAGE-STATE"
+
+// snapshotDeviceRows are snapshot info's per-device lines: each device's
+// own chunk counters.
+func snapshotDeviceRows(ds []api.SnapshotDevice) [][]string {
+	var rows [][]string
+	orDash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, d := range ds {
+		state := "ok"
+		if d.Corrupted {
+			state = "corrupted"
+		}
+		c := d.Chunks
+		rows = append(rows, []string{strconv.FormatUint(d.Device, 10), d.Path, orDash(d.Origin), orDash(d.Image),
+			strconv.FormatInt(d.ChunkSizeBytes, 10), strconv.FormatInt(c.Copied, 10), strconv.FormatInt(c.Stored, 10),
+			strconv.FormatInt(c.InMemory, 10), strconv.FormatInt(c.Failed, 10), state})
+	}
+	return rows
+}
+
 func printSnapshot(w io.Writer, output string, s api.Snapshot) error {
 	if output == "json" {
 		return printJSON(w, s)
@@ -321,10 +361,9 @@ func addSnapshotClientCmds(parent *cobra.Command) {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			for _, d := range s.Devices {
-				fmt.Fprintf(out, "device %d %s origin %s image %s chunk %d\n", d.Device, d.Path, d.Origin, d.Image, d.ChunkSizeBytes)
-			}
-			fmt.Fprintf(out, "storage %s used %d capacity %d limit %d\n", s.Storage.Path, s.Storage.UsedBytes, s.Storage.CapacityBytes, s.Storage.LimitBytes)
+			fmt.Fprintln(out)
+			table(out, snapshotDeviceHeader, snapshotDeviceRows(s.Devices))
+			fmt.Fprintf(out, "\nstorage %s used %d capacity %d limit %d, store queue %d\n", s.Storage.Path, s.Storage.UsedBytes, s.Storage.CapacityBytes, s.Storage.LimitBytes, s.StoreQueued)
 			for _, e := range s.LastEvents {
 				printEvent(out, "table", e)
 			}

@@ -46,6 +46,14 @@ func TestDaemonCLI(t *testing.T) {
 	if out, code := cli(t, "snapshot", "list"); code != 0 || !strings.HasPrefix(out, "ID  NAME  STATE") {
 		t.Fatalf("snapshot list: exit %d %q", code, out)
 	}
+	out, code = cli(t, "daemon", "health", "-o", "json")
+	var h api.Health
+	if code != 0 || json.Unmarshal([]byte(out), &h) != nil || h.Status != "ok" || h.Goroutines <= 0 || h.OpenFDs <= 0 || h.RSSBytes <= 0 {
+		t.Fatalf("daemon health -o json: exit %d %q", code, out)
+	}
+	if out, code := cli(t, "daemon", "health"); code != 0 || !strings.HasPrefix(out, "STATUS  DEVICES") || !strings.Contains(out, "\nok ") {
+		t.Fatalf("daemon health: exit %d %q", code, out)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -72,5 +80,22 @@ func TestDaemonCLI(t *testing.T) {
 	os.WriteFile(bad, []byte("socket: /x.sock\nlog: {format: xml}\n"), 0o644)
 	if out, code := cli(t, "daemon", "--config", bad); code != 2 || !strings.HasPrefix(out, "snapring: "+bad+":2: log format") {
 		t.Fatalf("bad config: exit %d %q", code, out)
+	}
+}
+
+// TestSnapshotDeviceRows: snapshot info's per-device table shows each
+// device's own chunk counters and whether its image is corrupted.
+func TestSnapshotDeviceRows(t *testing.T) {
+	var b strings.Builder
+	table(&b, snapshotDeviceHeader, snapshotDeviceRows([]api.SnapshotDevice{
+		{Device: 1, Path: "/a", Origin: "/dev/ublkb0", Image: "/dev/ublkb2", ChunkSizeBytes: 65536, Chunks: api.Chunks{Copied: 3, Stored: 2, InMemory: 1}},
+		{Device: 2, Path: "/b", Origin: "/dev/ublkb1", ChunkSizeBytes: 65536, Chunks: api.Chunks{Copied: 5, Stored: 4, Failed: 1}, Corrupted: true},
+	}))
+	want := "" +
+		"DEVICE  PATH  ORIGIN       IMAGE        CHUNK  COPIED  STORED  IN-MEMORY  FAILED  IMAGE-STATE\n" +
+		"1       /a    /dev/ublkb0  /dev/ublkb2  65536  3       2       1          0       ok\n" +
+		"2       /b    /dev/ublkb1  -            65536  5       4       0          1       corrupted\n"
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }

@@ -44,6 +44,11 @@ type Health struct {
 	Snapshots     int     `json:"snapshots"`
 	Subscribers   int     `json:"subscribers"`
 	UptimeSeconds float64 `json:"uptime_seconds"`
+	// The daemon process's resources, for leak checks (a soak compares
+	// them over hours): goroutines, open file descriptors, resident memory.
+	Goroutines int   `json:"goroutines"`
+	OpenFDs    int   `json:"open_fds"`
+	RSSBytes   int64 `json:"rss_bytes"`
 }
 
 // VersionInfo is GET /v1/version.
@@ -147,10 +152,14 @@ type SnapshotDevice struct {
 	Origin         string `json:"origin"` // /dev/ublkbN of the origin
 	Image          string `json:"image"`  // /dev/ublkbM of the image, once taken
 	ChunkSizeBytes int64  `json:"chunk_size_bytes"`
+	Chunks         Chunks `json:"chunks"`    // this device's
+	Corrupted      bool   `json:"corrupted"` // this device's image is invalid (reads fail with EIO)
 }
 
-// Chunks are the engine's chunk counters, summed over the snapshot's
-// devices (the engine reports them per snapshot).
+// Chunks are the engine's chunk counters: Copied (read from the original
+// for copy-on-write), Stored (written to the difference storage), InMemory
+// (chunk buffers in use now: loading, waiting for the store or being
+// stored), Failed (the image is corrupted).
 type Chunks struct {
 	Copied   int64 `json:"copied"`
 	Stored   int64 `json:"stored"`
@@ -180,7 +189,8 @@ type Snapshot struct {
 	TakeSeconds   float64          `json:"take_seconds,omitempty"` // request to taken, freeze included
 	Frozen        []string         `json:"frozen,omitempty"`       // mount points frozen for the take
 	Devices       []SnapshotDevice `json:"devices"`
-	Chunks        Chunks           `json:"chunks"`
+	Chunks        Chunks           `json:"chunks"`       // the sums over Devices
+	StoreQueued   int64            `json:"store_queued"` // chunks waiting for a store worker (the store queue's depth)
 	Storage       StorageStatus    `json:"storage"`
 	Policy        Policy           `json:"policy"`
 	EventsDropped int64            `json:"events_dropped"` // by the engine's own queue

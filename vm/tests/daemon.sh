@@ -62,6 +62,9 @@ mount -o ro,noload "$img" /mnt/i || fail "mounting the image after autoextend"
 umount /mnt/i
 step "autoextend event, image still intact"
 "$S" snapshot info 1
+# Per-device chunk counters: devices[0].chunks comes first in the JSON.
+copied=$("$S" snapshot info 1 -o json | json copied)
+[ "${copied:-0}" -gt 0 ] || fail "snapshot info: device 1 copied '${copied}' chunks after 24 MiB of writes"
 "$S" snapshot destroy 1
 noimg=$(ls /sys/block | grep -c ublkb || true)
 [ "$noimg" = 1 ] || fail "after destroy: $(ls /sys/block | grep ublkb)"
@@ -77,6 +80,7 @@ sync
 "$S" snapshot watch 2 --wait --since 0 --kind corrupted --timeout 60s || fail "no corrupted event"
 "$S" snapshot watch 2 --wait --since 0 --kind overflow --timeout 10s || fail "no overflow event"
 "$S" snapshot info 2 -o json | grep -q '"state": "corrupted"' || fail "state not corrupted: $("$S" snapshot info 2)"
+"$S" snapshot info 2 -o json | grep -q '"corrupted": true' || fail "device 1 not marked corrupted: $("$S" snapshot info 2)"
 if dd if="$img" of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null; then fail "corrupted image read succeeded"; fi
 echo 3 >/proc/sys/vm/drop_caches
 [ "$(sha256sum </mnt/o/big2)" = "$sum2" ] || fail "origin damaged by the overflow"
