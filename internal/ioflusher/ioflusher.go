@@ -39,6 +39,16 @@ func Set() error {
 	return nil
 }
 
+// Clear takes the flag off the calling thread again, so that the thread
+// can go back to running other goroutines (runtime.UnlockOSThread) without
+// it.
+func Clear() error {
+	if err := unix.Prctl(unix.PR_SET_IO_FLUSHER, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("PR_SET_IO_FLUSHER 0: %w", err)
+	}
+	return nil
+}
+
 // Get reports whether the calling thread is an I/O flusher. It too needs
 // CAP_SYS_RESOURCE.
 func Get() (bool, error) {

@@ -40,6 +40,8 @@ func TestSet(t *testing.T) {
 		proc     bool
 		procErr  error
 		procPrev bool
+		clearErr error
+		cleared  bool
 	}
 	ch := make(chan result, 1)
 	go func() {
@@ -50,6 +52,11 @@ func TestSet(t *testing.T) {
 		r.setErr = Set()
 		r.got, r.getErr = Get()
 		r.proc, r.procErr = ThreadIsFlusher(tid)
+		if r.setErr == nil {
+			r.clearErr = Clear()
+			flags, _ := ThreadIsFlusher(tid)
+			r.cleared = !flags
+		}
 		ch <- r
 	}()
 	r := <-ch
@@ -79,5 +86,8 @@ func TestSet(t *testing.T) {
 	}
 	if !r.got || !r.proc {
 		t.Fatalf("after Set: PR_GET_IO_FLUSHER %v, /proc flags %v; want both true", r.got, r.proc)
+	}
+	if r.clearErr != nil || !r.cleared {
+		t.Fatalf("after Clear (%v): the thread is still an I/O flusher", r.clearErr)
 	}
 }
