@@ -35,6 +35,7 @@ func (q *Queue) startOriginWrite(r *Request) {
 		r.holds |= holdInflight
 		if a := d.area.Load(); a != nil && a.cow.Load() && a.err() == nil && a.snap.acquire() {
 			r.holds |= holdSnapshot
+			a.snap.gate.wrote()
 			r.area = a
 			r.first, r.last = r.Off>>a.chunkShift, (r.Off+r.length()-1)>>a.chunkShift
 			r.next = r.first

@@ -14,6 +14,15 @@ package engine
 // reads run at once, enough for the backup to go on, and the rest wait until
 // a store frees a buffer. Readers wait; writers do not wait for readers.
 // Options.ImageReadBytesPerSecond adds a throttle, as backup agents offer.
+//
+// The gate also decides how wide a large image read may fan out. On a file
+// system whose reads go to io-wq (tmpfs), the segments of one read marked
+// ASYNC run on as many kernel workers at once (asyncIfLarge): the backup
+// then reads faster than raw, but its workers outnumber the application's
+// one thread for the CPUs, and on 2 vCPUs the application's write p99 paid
+// for it. So while the application writes (an origin write within the last
+// writerQuiet), image reads do not fan out: a backup gets at most its own
+// share of the CPUs, as a raw reader does; alone, it reads at full width.
 
 import (
 	"sync"
@@ -36,6 +45,9 @@ type readGate struct {
 	cowWaiting atomic.Int64
 	admitted   atomic.Int64
 	waiting    atomic.Int64
+	// writes counts origin writes (with priority on), so that readers see
+	// whether the application is writing (fanOut).
+	writes atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -76,6 +88,31 @@ func (g *readGate) pressure() bool {
 		}
 	}
 	return false
+}
+
+// writerQuiet is how long after the last origin write image reads may fan
+// out again.
+const writerQuiet = 100 * time.Millisecond
+
+// wrote records an origin write (for fanOut).
+func (g *readGate) wrote() {
+	if g.priority {
+		g.writes.Add(1)
+	}
+}
+
+// fanOut reports whether q may run the segments of a large image read on
+// several io-wq workers at once: not while the application writes.
+func (q *Queue) fanOut(g *readGate) bool {
+	if !g.priority {
+		return true
+	}
+	now := time.Now()
+	if w := g.writes.Load(); w != q.gateWrites {
+		q.gateWrites, q.writerSeen = w, now
+		return false
+	}
+	return now.Sub(q.writerSeen) >= writerQuiet
 }
 
 // admit lets image read r in, or parks it at the gate and returns false.

@@ -118,3 +118,36 @@ func TestImageReadThrottle(t *testing.T) {
 		t.Fatalf("%d bytes at %d bytes/s took %v; the throttle allows no less than %v", size, rate, took, least)
 	}
 }
+
+// TestFanOutYieldsToWriter: large image reads fan out to io-wq workers only
+// when no origin write came within writerQuiet; with writer priority off
+// they always may.
+func TestFanOutYieldsToWriter(t *testing.T) {
+	for _, priority := range []bool{true, false} {
+		d, _ := tuOrigin(t, "", 1<<20, 2)
+		opts := tuOpts(16, 4)
+		opts.NoWriterPriority = !priority
+		s := tuSnap(t, []*Device{d}, StorageConfig{}, opts)
+		if err := s.Take(); err != nil {
+			t.Fatal(err)
+		}
+		q, err := NewQueue(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !q.fanOut(s.gate) {
+			t.Errorf("priority %v: no fan-out before any origin write", priority)
+		}
+		if _, err := d.WriteAt(make([]byte, 4096), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := q.fanOut(s.gate); got != !priority {
+			t.Errorf("priority %v: fan-out right after an origin write: %v", priority, got)
+		}
+		time.Sleep(writerQuiet + 10*time.Millisecond)
+		if !q.fanOut(s.gate) {
+			t.Errorf("priority %v: no fan-out %v after the last origin write", priority, writerQuiet)
+		}
+		q.Close()
+	}
+}

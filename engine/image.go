@@ -57,7 +57,7 @@ func (q *Queue) readChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff in
 		c.mu.Unlock()
 		r.Source |= SourceOriginal
 		q.prepIO(r, kindReadOrig, n-r.first, FaultIO{Op: FaultRead, Target: FaultOrigin, Device: a.dev, Off: n<<a.chunkShift + chunkOff, Len: int64(len(seg))}, a.dev.fd, seg, 0)
-		q.asyncIfLarge(seg, a.dev.punted)
+		q.asyncIfLarge(r, seg, a.dev.punted)
 	case stateLoading:
 		a.park(r, n, c)
 		c.mu.Unlock()
@@ -72,7 +72,7 @@ func (q *Queue) readChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff in
 		r.Source |= SourceDiff
 		reg := a.snap.storage.locate(logical)
 		q.prepIO(r, kindReadDiff, n-r.first, FaultIO{Op: FaultRead, Target: FaultDiffStorage, Device: a.dev, Off: reg.off + chunkOff, Len: int64(len(seg))}, reg.fd, seg, 0)
-		q.asyncIfLarge(seg, reg.punted)
+		q.asyncIfLarge(r, seg, reg.punted)
 	default:
 		c.mu.Unlock()
 		r.Err = a.chunkErr(n)
@@ -144,9 +144,10 @@ func (q *Queue) writeChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff i
 // in parallel. (Measured on tmpfs: 1 MiB image reads of 256 KiB chunks
 // went from 0.68x to 1.26x the raw read.) Files that read inline from the
 // page cache (ext4) are left alone: one thread copying beat the handoff to
-// workers, 0.85x to 0.95x the raw read.
-func (q *Queue) asyncIfLarge(seg []byte, punted bool) {
-	if punted && len(seg) >= asyncReadBytes && q.lastSQE != nil {
+// workers, 0.85x to 0.95x the raw read. Not while the application writes
+// (readGate.fanOut).
+func (q *Queue) asyncIfLarge(r *Request, seg []byte, punted bool) {
+	if punted && len(seg) >= asyncReadBytes && q.lastSQE != nil && q.fanOut(r.area.snap.gate) {
 		q.lastSQE.SetFlags(uring.SQEAsync)
 	}
 }

@@ -34,10 +34,14 @@ type Queue struct {
 	done  []*Request
 	cqes  []uring.CQE
 
-	bounce  *uring.Arena // the synchronous API's pinned buffer
-	lastSQE *uring.SQE   // the SQE prepIO prepared last
-	host    Host         // set for a hosted queue, which has no ring of its own
-	closed  bool
+	bounce *uring.Arena // the synchronous API's pinned buffer
+	// what this queue's image reads last saw of the application's writes
+	// (readGate.fanOut)
+	gateWrites int64
+	writerSeen time.Time
+	lastSQE    *uring.SQE // the SQE prepIO prepared last
+	host       Host       // set for a hosted queue, which has no ring of its own
+	closed     bool
 
 	// injected holds the results of faults injected in place of SQEs
 	// still in flight (the fault seam uses no user_data bits).
