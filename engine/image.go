@@ -106,6 +106,7 @@ func (q *Queue) writeChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff i
 		from, logical := kindLoadOrig, int64(0)
 		if c.state == stateStored {
 			from, logical = kindLoadDiff, int64(c.data)*storageUnit
+			a.keepRegion(n, c.data) // stored again there
 		}
 		if c.state == stateNew && int64(len(seg)) == a.chunkLen(n) {
 			// The write covers the whole chunk: nothing to load.

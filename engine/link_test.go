@@ -90,3 +90,48 @@ func TestLinkedLoadFails(t *testing.T) {
 		t.Fatalf("write after the restore: %v, %v, copied %v", err, w.Err, w.Copied)
 	}
 }
+
+// TestImageRewriteKeepsRegion: rewriting stored chunks through the image
+// stores them again in their own regions: the difference storage does not
+// grow with every rewrite, and the image reads the last data written while
+// the origin keeps its own.
+func TestImageRewriteKeepsRegion(t *testing.T) {
+	const chunk = 64 << 10
+	d, orig := tuOrigin(t, "", 1<<20, 9)
+	s := tuSnap(t, []*Device{d}, StorageConfig{}, smallOpts())
+	if err := s.Take(); err != nil {
+		t.Fatal(err)
+	}
+	img := s.Image(d)
+	want := append([]byte(nil), orig...)
+	var used int64
+	for pass := 0; pass < 8; pass++ {
+		for n := int64(0); n < 4; n++ {
+			w := bytes.Repeat([]byte{byte(pass*16 + int(n) + 1)}, 4096)
+			off := n*chunk + int64(pass)*4096
+			if _, err := img.WriteAt(w, off); err != nil {
+				t.Fatal(err)
+			}
+			copy(want[off:], w)
+		}
+		waitStored(t, s)
+		st := s.Stats()
+		if pass == 0 {
+			used = st.DiffUsedBytes
+		} else if st.DiffUsedBytes != used {
+			t.Fatalf("pass %d: difference storage used %d bytes, %d after the first pass: rewrites took new regions", pass, st.DiffUsedBytes, used)
+		}
+	}
+	if used != 4*chunk {
+		t.Fatalf("4 chunks stored in %d bytes, want %d", used, 4*chunk)
+	}
+	got := make([]byte, 1<<20)
+	if _, err := img.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	tuMustEqual(t, "image", got, want, 0)
+	if _, err := d.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	tuMustEqual(t, "origin", got, orig, 0)
+}

@@ -441,7 +441,12 @@ func (s *Snapshot) startStore(a *diffArea, n int64) (storeJob, bool) {
 	c.to(stateStoring)
 	c.flags &^= flagDirty
 	j := storeJob{area: a, chunk: n, idx: c.data, want: int(a.chunkLen(n))}
+	unit, kept := a.keptRegion(n)
 	c.mu.Unlock()
+	if kept {
+		j.logical = int64(unit) * storageUnit
+		return j, true
+	}
 	allocSize := (int64(j.want) + storageUnit - 1) / storageUnit * storageUnit
 	j.logical, j.err = s.storage.alloc(allocSize)
 	if errors.Is(j.err, errNoSpace) {
@@ -519,6 +524,7 @@ func (s *Snapshot) finishStore(j *storeJob) {
 		woken = a.unpark(n, c)
 	case c.flags&flagDirty != 0:
 		c.to(stateInMemory)
+		a.keepRegion(n, uint32(j.logical/storageUnit)) // stored again there
 		c.mu.Unlock()
 		s.enqueueStore(a, n)
 		return
