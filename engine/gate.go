@@ -102,16 +102,24 @@ func (g *readGate) wrote() {
 }
 
 // fanOut reports whether q may run the segments of a large image read on
-// several io-wq workers at once: not while the application writes.
+// several io-wq workers at once: not while the application writes. Writes
+// count as the application's only when they came between two looks of
+// this queue less than writerQuiet apart: a backup that starts after the
+// last write (a reader's first look, or one after a pause) is not held
+// back by writes long past, and an application writing beside a reading
+// backup shows between its reads.
 func (q *Queue) fanOut(g *readGate) bool {
 	if !g.priority {
 		return true
 	}
 	now := time.Now()
 	if w := g.writes.Load(); w != q.gateWrites {
-		q.gateWrites, q.writerSeen = w, now
-		return false
+		q.gateWrites = w
+		if now.Sub(q.lastLook) < writerQuiet {
+			q.writerSeen = now
+		}
 	}
+	q.lastLook = now
 	return now.Sub(q.writerSeen) >= writerQuiet
 }
 

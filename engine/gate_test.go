@@ -148,6 +148,15 @@ func TestFanOutYieldsToWriter(t *testing.T) {
 		if !q.fanOut(s.gate) {
 			t.Errorf("priority %v: no fan-out %v after the last origin write", priority, writerQuiet)
 		}
+		// A write long before the reader's next look (a backup started
+		// after the application stopped) does not hold it back.
+		if _, err := d.WriteAt(make([]byte, 4096), 8192); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(writerQuiet + 10*time.Millisecond)
+		if !q.fanOut(s.gate) {
+			t.Errorf("priority %v: no fan-out on the first look after a write long past", priority)
+		}
 		q.Close()
 	}
 }

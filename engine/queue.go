@@ -39,6 +39,7 @@ type Queue struct {
 	// (readGate.fanOut)
 	gateWrites int64
 	writerSeen time.Time
+	lastLook   time.Time
 	lastSQE    *uring.SQE // the SQE prepIO prepared last
 	host       Host       // set for a hosted queue, which has no ring of its own
 	closed     bool
