@@ -52,7 +52,9 @@ fio_iops() {
 }
 declare -a on off
 for r in $(seq "$ROUNDS"); do
-	for m in off on; do
+	order="off on"
+	[ $((r % 2)) -eq 0 ] && order="on off" # alternate which goes first
+	for m in $order; do
 		if [ $m = on ]; then startd --metrics-addr 127.0.0.1:9477; else startd; fi
 		dev=$("$S" device add "$W/disk.img" -o json | json name)
 		iops=$(fio_iops "$dev")
