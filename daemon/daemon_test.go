@@ -177,13 +177,7 @@ func TestServesAndRefusesDevicesWithoutUblk(t *testing.T) {
 }
 
 func TestMetricsServed(t *testing.T) {
-	// A fixed port would collide; find a free one first.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	r := start(t, true, func(c *Config) { c.Metrics.Address = addr })
 	dev := addFileDevice(t, r, 4<<20)
 	_ = dev
@@ -448,4 +442,16 @@ func TestSIGTERMExitsZeroAndRemovesSocket(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(dir, "state", stateName)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("state file left after a clean stop: %v", err)
 	}
+}
+
+// freeAddr is a loopback address with a free port for the metrics server
+// (a fixed port would collide).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -69,12 +68,7 @@ func TestLatencyBucket(t *testing.T) {
 // origin writes, image reads by source and their latencies, without
 // allocating; health reports the process's goroutines, fds and RSS.
 func TestMetricsPerDevice(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	r := start(t, true, func(c *Config) { c.Metrics.Address = addr })
 	defer http.DefaultClient.CloseIdleConnections()
 	ctx := context.Background()
