@@ -82,7 +82,7 @@ func firstOriginWrite(sc *scenarios.Scenario) *scenarios.Workload {
 func firstWriteLoop(ctx context.Context, dev *engine.Device, chunk, size int64, qd int, d time.Duration) (float64, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	t, err := newEngineTarget(qd, dev, nil)
+	t, err := newEngineTarget(qd, dev, nil, 0)
 	if err != nil {
 		return 0, err
 	}

@@ -261,6 +261,7 @@ func engineOptions(sc *scenarios.Scenario) engine.Options {
 		StoreWorkers:            e.StoreWorkers,
 		ImageReadBytesPerSecond: int64(e.ImageReadBytesPerSecond),
 		NoWriterPriority:        !e.WriterPriorityEnabled(),
+		BackupNice:              e.BackupNice,
 	}
 	if p := int64(sc.DiffStorage.Portion); p > 0 {
 		o.DiffStorageMinimum = p

@@ -292,7 +292,11 @@ func (sd *sideDevices) deviceIndex(name string) int {
 func (sd *sideDevices) targetMaker(w *scenarios.Workload, di int) func() (target, error) {
 	if sd.snap != nil {
 		d, snap := sd.devs[di], sd.snap
-		return func() (target, error) { return newEngineTarget(w.QueueDepth, d, snap.Image(d)) }
+		backup := 0
+		if w.Kind == scenarios.ImageRead {
+			backup = snap.BackupNice()
+		}
+		return func() (target, error) { return newEngineTarget(w.QueueDepth, d, snap.Image(d), backup) }
 	}
 	fd := int32(sd.files[di].Fd())
 	return func() (target, error) { return newRawTarget(w.QueueDepth, fd) }

@@ -35,6 +35,10 @@ type target interface {
 	submit(slot int, k ioKind, off int64, buf []byte) error
 	poll(out []completion, minN int, timeout time.Duration) (int, error)
 	close()
+	// keepsThread reports that the worker's thread now carries state of
+	// the target's (a backup's lowered priority): the worker must end it
+	// with the goroutine, not unlock it.
+	keepsThread() bool
 }
 
 type engineTarget struct {
@@ -46,9 +50,14 @@ type engineTarget struct {
 	out  []*engine.Request
 	// delay is the injected per-operation delay (inject.go); 0 normally.
 	delay time.Duration
+	// backup: the queue serves a backup at a lowered priority
+	// (engine.Queue.ServeBackup), which stays with the worker's thread.
+	backup bool
 }
 
-func newEngineTarget(qd int, dev *engine.Device, img *engine.Image) (*engineTarget, error) {
+// newEngineTarget makes a worker's engine queue, on the worker's locked
+// thread; backupNice > 0 makes it a backup's queue at that priority.
+func newEngineTarget(qd int, dev *engine.Device, img *engine.Image, backupNice int) (*engineTarget, error) {
 	delay, err := injectedEngineDelay()
 	if err != nil {
 		return nil, err
@@ -57,8 +66,14 @@ func newEngineTarget(qd int, dev *engine.Device, img *engine.Image) (*engineTarg
 	if err != nil {
 		return nil, err
 	}
-	return &engineTarget{q: q, dev: dev, img: img, reqs: make([]engine.Request, qd), kind: make([]ioKind, qd), out: make([]*engine.Request, qd), delay: delay}, nil
+	if err := q.ServeBackup(backupNice); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return &engineTarget{q: q, dev: dev, img: img, reqs: make([]engine.Request, qd), kind: make([]ioKind, qd), out: make([]*engine.Request, qd), delay: delay, backup: backupNice > 0}, nil
 }
+
+func (t *engineTarget) keepsThread() bool { return t.backup }
 
 func (t *engineTarget) submit(slot int, k ioKind, off int64, buf []byte) error {
 	r := &t.reqs[slot]
@@ -193,6 +208,7 @@ func (t *rawTarget) poll(out []completion, minN int, timeout time.Duration) (int
 	return n, nil
 }
 
-func (t *rawTarget) close() { t.ring.Close() }
+func (t *rawTarget) close()            { t.ring.Close() }
+func (t *rawTarget) keepsThread() bool { return false }
 
 const fallocPunchHole = 0x02 | 0x01 // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE

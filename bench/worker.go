@@ -21,11 +21,14 @@ import (
 func (s *sideRun) worker(w *scenarios.Workload, mk func() (target, error), gen *offsetGen, seed int64) error {
 	// One thread submits all of this worker's I/O (see engine.Queue).
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	t, err := mk()
 	if err != nil {
+		runtime.UnlockOSThread()
 		return err
 	}
+	if !t.keepsThread() {
+		defer runtime.UnlockOSThread()
+	} // else the thread ends with this goroutine (engine.Queue.ServeBackup)
 	defer t.close()
 	arena, err := uring.NewArena(w.QueueDepth * int(w.BlockSize))
 	if err != nil {

@@ -23,6 +23,8 @@ package engine
 // for it. So while the application writes (an origin write within the last
 // writerQuiet), image reads do not fan out: a backup gets at most its own
 // share of the CPUs, as a raw reader does; alone, it reads at full width.
+// A backup's queue on a lowered priority (Queue.ServeBackup) always fans
+// out: its workers yield to the application's thread by themselves.
 
 import (
 	"sync"
@@ -109,7 +111,7 @@ func (g *readGate) wrote() {
 // back by writes long past, and an application writing beside a reading
 // backup shows between its reads.
 func (q *Queue) fanOut(g *readGate) bool {
-	if !g.priority {
+	if !g.priority || q.backup {
 		return true
 	}
 	now := time.Now()

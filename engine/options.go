@@ -25,6 +25,7 @@ import (
 //	FreeDiffBufferPoolSize   free_diff_buffer_pool_size
 //	StoreWorkers             store_workers
 //	EventQueueSize           (engine only)                   Snapshot.DroppedEvents, Stats.EventsDropped
+//	BackupNice               backup_nice (engine only)       CLI --backup-nice
 type Options struct {
 	// ChunkMinimumShift: chunks are at least 1<<ChunkMinimumShift bytes
 	// (blksnap default 18: 256 KiB).
@@ -61,6 +62,11 @@ type Options struct {
 	// whatever the copy-on-write path is waiting for. By default they wait
 	// while an origin write waits for a chunk buffer (see gate.go).
 	NoWriterPriority bool
+	// BackupNice is the CPU priority (nice 1..19) of the threads that serve
+	// a backup's image reads, and of the io-wq workers they start (default
+	// 5; see priority.go and Queue.ServeBackup). NoWriterPriority leaves
+	// them at the caller's priority.
+	BackupNice int
 	// Faults, when set, injects read and write errors (tests and failure
 	// drills); it is asked before Inject.
 	Faults *FaultPlan
@@ -79,6 +85,7 @@ const (
 	DefaultDiffStorageMinimum     = 1 << 30
 	DefaultStoreWorkers           = 1
 	DefaultEventQueueSize         = 256
+	DefaultBackupNice             = 5
 )
 
 // EnsureDefaults fills zero fields with blksnap's defaults.
@@ -106,6 +113,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.EventQueueSize == 0 {
 		o.EventQueueSize = DefaultEventQueueSize
+	}
+	if o.BackupNice == 0 {
+		o.BackupNice = DefaultBackupNice
 	}
 	return o
 }
@@ -144,6 +154,9 @@ func (o *Options) Validate() error {
 	}
 	if o.StoreWorkers < 1 || o.StoreWorkers > 64 {
 		bad("store_workers %d: want 1..64", o.StoreWorkers)
+	}
+	if o.BackupNice < 1 || o.BackupNice > 19 {
+		bad("backup_nice %d: want 1..19", o.BackupNice)
 	}
 	if o.ImageReadBytesPerSecond < 0 || o.ImageReadBytesPerSecond > 1<<40 {
 		bad("image_read_bytes_per_second %d: want 0 (no throttle)..1TiB", o.ImageReadBytesPerSecond)

@@ -43,6 +43,7 @@ type Queue struct {
 	lastSQE    *uring.SQE // the SQE prepIO prepared last
 	host       Host       // set for a hosted queue, which has no ring of its own
 	closed     bool
+	backup     bool // ServeBackup: a backup's queue, on a lowered priority
 
 	// injected holds the results of faults injected in place of SQEs
 	// still in flight (the fault seam uses no user_data bits).

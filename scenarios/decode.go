@@ -578,6 +578,7 @@ func (d *decoder) engineFields(e *EngineOptions) []field {
 		{key: "store_workers", decode: integer(d, &e.StoreWorkers)},
 		{key: "image_read_bytes_per_second", decode: d.size(&e.ImageReadBytesPerSecond)},
 		{key: "writer_priority", decode: d.boolean(&e.WriterPriority)},
+		{key: "backup_nice", decode: integer(d, &e.BackupNice)},
 	}
 }
 

@@ -42,7 +42,7 @@ var parseGoodTests = []struct {
 		})
 		eq(t, "engine", s.Engine, scenarios.EngineOptions{
 			ChunkMinimumShift: 18, ChunkMaximumShift: 26, ChunkMaximumCount: 1 << 40, ChunkMaximumInQueue: 16,
-			FreeDiffBufferPoolSize: 128, DiffStorageMinimum: scenarios.GiB, StoreWorkers: 1,
+			FreeDiffBufferPoolSize: 128, DiffStorageMinimum: scenarios.GiB, StoreWorkers: 1, BackupNice: 5,
 		})
 		eq(t, "prefill", s.Phases.PrefillEnabled(), true)
 		eq(t, "destroy", s.Phases.DestroyEnabled(), true)
@@ -93,6 +93,7 @@ engine:
   free_diff_buffer_pool_size: 64
   diff_storage_minimum: 256m
   store_workers: 4
+  backup_nice: 12
 phases: {prefill: false, warmup: 500ms, take_after: 2s, run: 10s, destroy: false}
 workloads:
   - {name: w, kind: origin-write, device: c, pattern: random, block_size: 64k, queue_depth: 512,
@@ -111,7 +112,7 @@ workloads:
 		})
 		eq(t, "engine", s.Engine, scenarios.EngineOptions{
 			ChunkMinimumShift: 12, ChunkMaximumShift: 30, ChunkMaximumCount: 2097152, ChunkMaximumInQueue: 256,
-			FreeDiffBufferPoolSize: 64, DiffStorageMinimum: 256 * scenarios.MiB, StoreWorkers: 4,
+			FreeDiffBufferPoolSize: 64, DiffStorageMinimum: 256 * scenarios.MiB, StoreWorkers: 4, BackupNice: 12,
 		})
 		eq(t, "phases", [5]any{s.Phases.PrefillEnabled(), s.Phases.Warmup, s.Phases.TakeAfter, s.Phases.Run, s.Phases.DestroyEnabled()},
 			[5]any{false, scenarios.Duration(500 * time.Millisecond), scenarios.Duration(2 * time.Second), scenarios.Duration(10 * time.Second), false})

@@ -67,6 +67,8 @@
 //	  image_read_bytes_per_second: 0  # backup throttle for image reads; 0: none
 //	  writer_priority: true           # image reads wait while an origin write
 //	                                  # waits for a chunk buffer (false: they don't)
+//	  backup_nice: 5                  # 1..19; CPU priority of the threads serving
+//	                                  # image reads (with writer_priority)
 //
 //	phases:                   # required
 //	  prefill: true           # fill every device with random bytes first

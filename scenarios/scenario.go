@@ -149,6 +149,9 @@ type EngineOptions struct {
 	// behind (an origin write waits for a chunk buffer); default true. Read
 	// it with WriterPriorityEnabled.
 	WriterPriority *bool `yaml:"writer_priority,omitempty" json:"writer_priority,omitempty"`
+	// BackupNice is the CPU priority (nice 1..19) of the engine threads
+	// serving image reads, with writer priority on; default 5.
+	BackupNice int `yaml:"backup_nice" json:"backup_nice"`
 }
 
 // Engine defaults: blksnap's.
@@ -160,6 +163,7 @@ const (
 	DefaultFreeDiffBufferPoolSize = 128
 	DefaultDiffStorageMinimum     = GiB
 	DefaultStoreWorkers           = 1
+	DefaultBackupNice             = 5
 )
 
 // Phases is the timeline of a run:
@@ -353,6 +357,7 @@ func (e *EngineOptions) ensureDefaults() {
 	setDefault(&e.FreeDiffBufferPoolSize, DefaultFreeDiffBufferPoolSize)
 	setDefault(&e.DiffStorageMinimum, DefaultDiffStorageMinimum)
 	setDefault(&e.StoreWorkers, DefaultStoreWorkers)
+	setDefault(&e.BackupNice, DefaultBackupNice)
 }
 
 func (ds *DiffStorage) ensureDefaults(devices []Device, engine EngineOptions) {

@@ -69,6 +69,7 @@ var intBounds = map[string]struct{ lo, hi int64 }{
 	"chunk_maximum_in_queue":     {1, maxChunksInQueue},
 	"free_diff_buffer_pool_size": {1, maxFreeBufferPool},
 	"store_workers":              {1, maxStoreWorkers},
+	"backup_nice":                {1, 19},
 	"queue_depth":                {1, maxQueueDepth},
 	"workers":                    {1, maxWorkers},
 	"loops":                      {0, maxLoops},
@@ -238,6 +239,7 @@ func (v *validator) engine() {
 	v.intRange("engine.chunk_maximum_in_queue", int64(e.ChunkMaximumInQueue))
 	v.intRange("engine.free_diff_buffer_pool_size", int64(e.FreeDiffBufferPoolSize))
 	v.intRange("engine.store_workers", int64(e.StoreWorkers))
+	v.intRange("engine.backup_nice", int64(e.BackupNice))
 	if r := e.ImageReadBytesPerSecond; r < 0 || r > TiB {
 		v.failf("engine.image_read_bytes_per_second", "image_read_bytes_per_second %s out of range 0 (no throttle)..1TiB", r)
 	}

@@ -96,6 +96,13 @@ func (t *snapshotTarget) Init(q *Queue) error {
 	if err != nil {
 		return err
 	}
+	if t.img != nil {
+		// An image's queues serve the backup: their threads (locked until
+		// they exit) yield the CPUs to the origin's.
+		if err := eq.ServeBackup(t.img.BackupNice()); err != nil {
+			return err
+		}
+	}
 	sq := &snapQueue{eq: eq, reqs: make([]engine.Request, q.Depth()), out: make([]*engine.Request, q.Depth())}
 	if t.observe != nil {
 		sq.start = make([]time.Time, q.Depth())

@@ -38,6 +38,7 @@ func snapshotRunCmd() *cobra.Command {
 		take       string
 		chunkShift uint
 		inMemory   int
+		backupNice int
 		userCopy   string
 		force      bool
 		readLimit  string
@@ -72,7 +73,7 @@ the origin devices.`,
 			if limitBytes < 1<<20 || limitBytes%4096 != 0 {
 				return &exitError{2, fmt.Errorf("--limit %s: want a multiple of 4KiB, at least 1MiB", limit)}
 			}
-			opts := engine.Options{ChunkMinimumShift: chunkShift, ChunkMaximumInQueue: inMemory}
+			opts := engine.Options{ChunkMinimumShift: chunkShift, ChunkMaximumInQueue: inMemory, BackupNice: backupNice}
 			if portion != "" {
 				p, err := scenarios.ParseSize(portion)
 				if err != nil {
@@ -116,6 +117,7 @@ the origin devices.`,
 	f.BoolVar(&force, "force", false, "let --storage name an existing regular file, whose contents are replaced (without it such a file is refused)")
 	f.StringVar(&take, "take", "now", "when to take the snapshot: now, or signal (on SIGUSR1)")
 	f.UintVar(&chunkShift, "chunk-shift", engine.DefaultChunkMinimumShift, "chunk_minimum_shift (chunk size 1<<N)")
+	f.IntVar(&backupNice, "backup-nice", engine.DefaultBackupNice, "backup_nice: CPU priority (nice 1..19) of the threads serving the images, so that the origins' writers and copy-on-write run first")
 	f.IntVar(&inMemory, "chunks-in-memory", engine.DefaultChunkMaximumInQueue, "chunk_maximum_in_queue: chunks held in memory per device before writers wait")
 	f.StringVar(&userCopy, "user-copy", "auto", "data path: auto (the buffer address, measured faster), on (UBLK_F_USER_COPY) or off (the buffer address)")
 	f.IntVar(&cfg.Queues, "queues", ublk.DefaultQueues, "hardware queues per device")
