@@ -238,6 +238,11 @@ func TestBadRequestsKeepServing(t *testing.T) {
 			t.Errorf("%s: HTTP %d %+v; want %d %s", tc.name, st, e, tc.status, tc.code)
 		}
 	}
+	// An engine option out of range is named (not refused as an unknown field).
+	st, e := rawRequest(t, r.socket, "POST", "/v1/snapshots", `{"devices": [1], "storage": {"path": "/tmp", "limit_bytes": 1048576}, "backup_nice": 20}`)
+	if st != 400 || e.Code != api.CodeInvalidRequest || !strings.Contains(e.Message, "backup_nice 20") {
+		t.Errorf("backup_nice 20: HTTP %d %+v; want 400 naming backup_nice 20", st, e)
+	}
 	// A slow client: headers never finished. The server drops it after
 	// the read timeout and goes on serving others.
 	c, err := net.Dial("unix", r.socket)

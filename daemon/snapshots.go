@@ -71,6 +71,7 @@ func (d *Daemon) createSnapshot(req api.SnapshotCreateRequest) (api.Snapshot, er
 		return api.Snapshot{}, errf(400, api.CodeInvalidRequest, "policy: %v", err)
 	}
 	opts := engineOptions(limit, portion, req.ChunkMinimumShift, req.ChunkMaximumInQueue)
+	opts.BackupNice = req.BackupNice
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return api.Snapshot{}, fromEngine(err)

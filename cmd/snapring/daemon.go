@@ -336,6 +336,7 @@ func addSnapshotClientCmds(parent *cobra.Command) {
 	cf.StringVar(&portion, "portion", "", "growth portion (default: a quarter of the limit, at most 1GiB)")
 	cf.UintVar(&req.ChunkMinimumShift, "chunk-shift", 0, "chunk_minimum_shift (default: the engine's, 18)")
 	cf.IntVar(&req.ChunkMaximumInQueue, "chunks-in-memory", 0, "chunk_maximum_in_queue (default: the engine's)")
+	cf.IntVar(&req.BackupNice, "backup-nice", 0, "backup_nice: CPU priority (nice 1..19) of the images' queues (default: the engine's, 5)")
 	cf.IntVar(&threshold, "autoextend-threshold", 100, "autoextend when this % full (100: off)")
 	cf.IntVar(&percent, "autoextend-percent", 20, "autoextend by this % of the limit")
 	cf.StringVar(&autoLimit, "autoextend-limit", "0", "autoextend up to this total")

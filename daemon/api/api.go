@@ -118,6 +118,9 @@ type SnapshotCreateRequest struct {
 	Policy              *Policy  `json:"policy,omitempty"`
 	ChunkMinimumShift   uint     `json:"chunk_minimum_shift,omitempty"`
 	ChunkMaximumInQueue int      `json:"chunk_maximum_in_queue,omitempty"`
+	// BackupNice is the CPU priority (nice 1..19) of the images' ublk
+	// queues; default 5 (engine.Options.BackupNice).
+	BackupNice int `json:"backup_nice,omitempty"`
 }
 
 // TakeRequest is POST /v1/snapshots/{id}/take.
