@@ -155,8 +155,8 @@ func (o *Options) Validate() error {
 	if o.StoreWorkers < 1 || o.StoreWorkers > 64 {
 		bad("store_workers %d: want 1..64", o.StoreWorkers)
 	}
-	if o.BackupNice < 1 || o.BackupNice > 19 {
-		bad("backup_nice %d: want 1..19", o.BackupNice)
+	if o.BackupNice < 1 || o.BackupNice > maxBackupNice {
+		bad("backup_nice %d: want 1..%d", o.BackupNice, maxBackupNice)
 	}
 	if o.ImageReadBytesPerSecond < 0 || o.ImageReadBytesPerSecond > 1<<40 {
 		bad("image_read_bytes_per_second %d: want 0 (no throttle)..1TiB", o.ImageReadBytesPerSecond)
