@@ -10,7 +10,8 @@
 // --output-format=json+ and a histogram log (write_hist_log,
 // log_hist_msec=1000), tears the target down, and does so for every target
 // in every round, the order rotating from round to round. Targets: raw (the
-// backing), passthrough (our ublk passthrough), origin (our ublk origin with
+// backing), passthrough (our ublk passthrough), null (our ublk with no
+// backing: the floor of the ublk crossing), origin (our ublk origin with
 // an active snapshot), image (its image) and dm-snapshot (snapshot-origin
 // and snapshot over loop devices, the same chunk size, the origin suspended
 // around creating the snapshot). Every snapshot is fresh for its run.

@@ -30,6 +30,11 @@ const (
 	// Passthrough is snapring's ublk passthrough device over the raw
 	// backing.
 	Passthrough Kind = "passthrough"
+	// Null is snapring's ublk device with no backing (ublk.Null): every
+	// request completes at once, reads return no data. Not storage: the
+	// floor of the ublk crossing, beside passthrough and raw, under which
+	// no ublk target (ours or anyone's) can go on this kernel.
+	Null Kind = "null"
 	// Origin is snapring's ublk origin device with an active snapshot.
 	Origin Kind = "origin"
 	// Image is the ublk image of that snapshot.
@@ -41,7 +46,7 @@ const (
 )
 
 // Kinds lists every target in the default order.
-var Kinds = []Kind{Raw, Passthrough, Origin, Image, DMSnapshot}
+var Kinds = []Kind{Raw, Passthrough, Null, Origin, Image, DMSnapshot}
 
 // ParseKind checks a --target value.
 func ParseKind(s string) (Kind, error) {
@@ -57,7 +62,9 @@ func ParseKind(s string) (Kind, error) {
 	return "", fmt.Errorf("%w: target %q: want one of %s", ErrConfig, s, strings.Join(names, ", "))
 }
 
-func (k Kind) needsUblk() bool { return k == Passthrough || k == Origin || k == Image }
+func (k Kind) needsUblk() bool {
+	return k == Passthrough || k == Null || k == Origin || k == Image
+}
 
 // hostSupport says what this host can set up; a missing feature is
 // described in one line.
@@ -278,6 +285,12 @@ func setupTarget(k Kind, b *backing, opts DeviceOptions, name string) (*devices,
 		return &devices{target: u.Name(), origin: u.Name(), image: u.Name(), teardown: func() error {
 			return errors.Join(u.Close(), pt.Close())
 		}}, nil
+	case Null:
+		u, err := ublk.Create(opts.Ublk, ublk.NewNull(uint64(b.size)))
+		if err != nil {
+			return nil, fmt.Errorf("%w: null ublk device: %v", ErrSetup, err)
+		}
+		return &devices{target: u.Name(), origin: u.Name(), image: u.Name(), teardown: u.Close}, nil
 	case Origin, Image:
 		return setupSnapring(k, b, opts)
 	case DMSnapshot:

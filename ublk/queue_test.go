@@ -96,7 +96,7 @@ func TestQueueRequestPath(t *testing.T) {
 }
 
 func TestQueueAbortAndStop(t *testing.T) {
-	q := hostQueue(t, syncTarget{}, false)
+	q := hostQueue(t, Null{}, false)
 	if q.finished() {
 		t.Fatal("finished with live tags")
 	}

@@ -212,17 +212,11 @@ func TestParams(t *testing.T) {
 		t.Errorf("discard params %+v: the driver wants one segment and a granularity", p.discard)
 	}
 	// A target with neither Flusher nor Discarder nor ZeroWriter.
-	p = d.params(syncTarget{}, 2048)
+	p = d.params(Null{}, 2048)
 	if p.types != paramTypeBasic || p.basic.attrs != 0 {
 		t.Errorf("minimal target: types %#x attrs %#x", p.types, p.basic.attrs)
 	}
 }
-
-type syncTarget struct{}
-
-func (syncTarget) Init(*Queue) error                   { return nil }
-func (syncTarget) Handle(q *Queue, tag uint16, io *IO) { q.Complete(tag, int32(io.Length)) }
-func (syncTarget) Completion(*Queue, TargetCompletion) {}
 
 func TestOpString(t *testing.T) {
 	if OpWriteZeroes.String() != "WRITE_ZEROES" || Op(99).String() != "OP(99)" {

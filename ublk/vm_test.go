@@ -380,7 +380,7 @@ func TestVMCloseWhileOpen(t *testing.T) {
 	noUblkDevices(t)
 }
 
-type failingInit struct{ syncTarget }
+type failingInit struct{ Null }
 
 func (failingInit) Init(q *Queue) error {
 	if q.ID() == 1 {

@@ -22,7 +22,7 @@ import (
 func fioCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fio",
-		Short: "Run fio (presets or a job file) against raw, passthrough, origin, image and dm-snapshot targets; results in snapring's schema",
+		Short: "Run fio (presets or a job file) against raw, passthrough, null, origin, image and dm-snapshot targets; results in snapring's schema",
 	}
 	cmd.AddCommand(fioRunCmd(), fioPresetsCmd(), fioShowCmd())
 	return cmd
@@ -43,7 +43,8 @@ func fioRunCmd() *cobra.Command {
 		Short: "Set up each target, run fio with json+ and histogram logs, tear down, write one result per target (and round)",
 		Long: `A job file names the device under test as filename=${TARGET} (and may use ${ORIGIN},
 ${IMAGE}, ${SIZE}, ${RUNTIME}). Targets: raw (the backing: a loop device over a file, or the
-file), passthrough (snapring's ublk passthrough), origin (snapring's origin with an active
+file), passthrough (snapring's ublk passthrough), null (snapring's ublk with no backing:
+every request completes at once, reads return no data; the floor of the ublk crossing), origin (snapring's origin with an active
 snapshot), image (its snapshot image), dm-snapshot (device-mapper's origin with an active
 snapshot). raw always runs; every other result's ratios are against raw of the same round.
 With --hosts the job runs on fio servers (fio --server) and the result merges their
@@ -111,7 +112,7 @@ histograms exactly, keeping each host's own. Exit 0 done, 2 any error (no result
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Preset, "preset", "", "run a preset (snapring fio presets) instead of a job file")
-	f.StringArrayVar(&targets, "target", nil, "target to run (repeat or comma-separate): raw, passthrough, origin, image, dm-snapshot (default: the preset's)")
+	f.StringArrayVar(&targets, "target", nil, "target to run (repeat or comma-separate): raw, passthrough, null, origin, image, dm-snapshot (default: the preset's)")
 	f.StringVar(&hosts, "hosts", "", "run through fio's client/server on these fio servers: h1,h2:8765,... (target raw only)")
 	f.StringVar(&cfg.OutDir, "out", "", "directory for the results (must exist)")
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the backing file and the difference stores (default $TMPDIR)")

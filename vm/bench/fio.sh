@@ -1,6 +1,7 @@
 #!/bin/bash
 # vm/bench/fio.sh [ROUNDS [RUNTIME_S [SIZE_MB]]] — runs inside the VM (make vm-bench): `snapring fio` with the
 # randwrite-4k and read-1m presets on the raw loop device, our passthrough, our
+# ublk null device (no backing: the floor of the ublk crossing), our
 # origin with an active snapshot, its image and dm-snapshot's origin with an active
 # snapshot: same backing (a loop device over a tmpfs file), same sizes, same chunk
 # size (4 KiB) for both snapshots, ROUNDS interleaved rounds (the order rotates). The
@@ -14,7 +15,7 @@ ROUNDS=${1:-${ROUNDS:-3}}
 RUNTIME=${2:-${BENCH_RUNTIME:-10}}
 SIZE_MB=${3:-${BENCH_SIZE_MB:-256}}
 PRESETS=${PRESETS:-randwrite-4k read-1m}
-TARGETS=${TARGETS:-raw,passthrough,origin,image,dm-snapshot}
+TARGETS=${TARGETS:-raw,passthrough,null,origin,image,dm-snapshot}
 out=$(mktemp -d /tmp/fio-bench.XXXXXX)
 echo "fio-bench: kernel $(uname -r), $(nproc) cpus, $(fio --version), ${SIZE_MB} MiB tmpfs backing via loop, ${RUNTIME}s per job, ${ROUNDS} rounds"
 for preset in $PRESETS; do
