@@ -35,13 +35,14 @@ type Snapshot struct {
 		ids []int
 	}
 
-	mu        sync.Mutex
-	taken     bool
-	destroyed atomic.Bool
-	refs      atomic.Int64 // 1 for the snapshot itself + requests in flight on it
-	finalErr  error
-	finalOnce sync.Once
-	finalDone chan struct{}
+	mu          sync.Mutex
+	taken       bool
+	destroyed   atomic.Bool
+	storeWrites atomic.Int64 // Stats.StoreWrites
+	refs        atomic.Int64 // 1 for the snapshot itself + requests in flight on it
+	finalErr    error
+	finalOnce   sync.Once
+	finalDone   chan struct{}
 
 	gate *readGate // image reads after the application's writes (gate.go)
 }
@@ -127,8 +128,15 @@ func NewSnapshot(devs []*Device, storage StorageConfig, opts Options) (*Snapshot
 			<-s.Done()
 			return nil, err
 		}
+		iovs, err := uring.NewArena(storeBatch * uring.IovecSize)
+		if err != nil {
+			ring.Close()
+			s.Destroy()
+			<-s.Done()
+			return nil, err
+		}
 		s.workers.Add(1)
-		go s.storeWorker(ring)
+		go s.storeWorker(ring, iovs)
 	}
 	return s, nil
 }
@@ -229,6 +237,10 @@ type Stats struct {
 	// a store worker (ChunksInMemory also counts the chunks being loaded
 	// or written). One queue serves all the snapshot's devices.
 	StoreQueued int64
+	// StoreWrites counts the writes that stored chunks: chunks stored
+	// together in consecutive places of the difference storage go in one
+	// write, so ChunksStored/StoreWrites is how many a write carried.
+	StoreWrites int64
 	Corrupted   bool
 }
 
@@ -274,6 +286,7 @@ func (s *Snapshot) Stats() Stats {
 	st.DiffUsedBytes, st.DiffCapacityBytes, st.DiffLimitBytes = s.storage.stats()
 	st.EventsDropped = s.events.dropped.Load()
 	st.StoreQueued = int64(len(s.storeQ))
+	st.StoreWrites = s.storeWrites.Load()
 	return st
 }
 
@@ -375,7 +388,8 @@ type storeJob struct {
 // its own ring: it takes every chunk waiting (up to storeBatch), submits
 // all their writes at once and finishes them together, so a burst of
 // copies costs one wake-up and one io_uring_enter, not one per chunk.
-func (s *Snapshot) storeWorker(ring *uring.Ring) {
+// iovs holds the iovec arrays of its vectored writes (writeJobs).
+func (s *Snapshot) storeWorker(ring *uring.Ring, iovs *uring.Arena) {
 	defer s.workers.Done()
 	runtime.LockOSThread()
 	// The store workers write what writers of the origin (a ublk device
@@ -383,11 +397,18 @@ func (s *Snapshot) storeWorker(ring *uring.Ring) {
 	// allocate. Without CAP_SYS_RESOURCE they work anyway.
 	flusher := ioflusher.Set() == nil
 	defer releaseThread(flusher)
+	defer iovs.Close() // after the ring: no write uses it then
 	defer ring.Close()
 	s.workerTIDs.Lock()
 	s.workerTIDs.ids = append(s.workerTIDs.ids, unix.Gettid())
 	s.workerTIDs.Unlock()
-	cqes := make([]uring.CQE, storeBatch)
+	w := &storeScratch{
+		iovs: iovs,
+		cqes: make([]uring.CQE, storeBatch),
+		bufs: make([][]byte, storeBatch),
+		regs: make([]region, storeBatch),
+		runs: make([]int, storeBatch),
+	}
 	jobs := make([]storeJob, 0, storeBatch)
 	for {
 		var it storeItem
@@ -411,7 +432,7 @@ func (s *Snapshot) storeWorker(ring *uring.Ring) {
 			}
 			break
 		}
-		s.writeJobs(ring, cqes, jobs)
+		s.writeJobs(ring, w, jobs)
 		for i := range jobs {
 			s.finishStore(&jobs[i])
 		}
@@ -455,34 +476,79 @@ func (s *Snapshot) startStore(a *diffArea, n int64) (storeJob, bool) {
 	return j, true
 }
 
-// writeJobs writes every job that has a region, in one submission.
-func (s *Snapshot) writeJobs(ring *uring.Ring, cqes []uring.CQE, jobs []storeJob) {
-	inflight := 0
+// storeScratch is a store worker's scratch space for writeJobs, storeBatch
+// of each.
+type storeScratch struct {
+	iovs *uring.Arena // iovec arrays of vectored writes
+	cqes []uring.CQE
+	bufs [][]byte
+	regs []region
+	runs []int
+}
+
+// writeJobs writes every job that has a region, in one submission. Jobs
+// whose regions follow one another in the same file (consecutive
+// allocations: the usual case) go in one vectored write: on a file system
+// with large folios (ext4) the page cache then holds the stored chunks in
+// folios as large as that write, not one chunk's, and the image reads
+// them back faster. Measured: 256 MiB on ext4 read in 256 KiB reads at
+// QD4, 21.6-24.2 GB/s from a file written in 256 KiB writes against
+// 25.4 GB/s from one written in 1 MiB writes (3 runs each).
+func (s *Snapshot) writeJobs(ring *uring.Ring, w *storeScratch, jobs []storeJob) {
+	bufs, regs, runs := w.bufs[:len(jobs)], w.regs[:len(jobs)], w.runs[:len(jobs)]
 	for i := range jobs {
 		j := &jobs[i]
 		if j.err != nil {
 			continue
 		}
-		reg := s.storage.locate(j.logical)
-		buf := j.area.buffer(j.idx, j.chunk)
+		regs[i] = s.storage.locate(j.logical)
+		bufs[i] = j.area.buffer(j.idx, j.chunk)
 		if s.inject != nil {
-			if got, ok := s.inject.Inject(FaultIO{Op: FaultWrite, Target: FaultDiffStorage, Device: j.area.dev, Off: reg.off, Len: int64(len(buf))}); ok {
+			if got, ok := s.inject.Inject(FaultIO{Op: FaultWrite, Target: FaultDiffStorage, Device: j.area.dev, Off: regs[i].off, Len: int64(len(bufs[i]))}); ok {
 				if got.Errno != 0 || !got.Short {
-					j.err = fmt.Errorf("engine: store chunk to difference storage at %d: %w", reg.off, got.errno())
+					j.err = fmt.Errorf("engine: store chunk to difference storage at %d: %w", regs[i].off, got.errno())
 					continue
 				}
-				buf = buf[:len(buf)/2]
+				bufs[i] = bufs[i][:len(bufs[i])/2]
 			}
+		}
+	}
+	// runs[i] is how many jobs from i on one write covers.
+	inflight := 0
+	for i := 0; i < len(jobs); {
+		if jobs[i].err != nil {
+			i++
+			continue
+		}
+		n := 1
+		for k := i + 1; k < len(jobs) && jobs[k].err == nil && len(bufs[k-1]) == jobs[k-1].want &&
+			regs[k].fd == regs[i].fd && regs[k].off == regs[k-1].off+int64(len(bufs[k-1])); k++ {
+			n++
 		}
 		sqe, err := ring.NextSQE()
 		if err != nil {
-			j.err = err
+			for k := i; k < i+n; k++ {
+				jobs[k].err = err
+			}
+			i += n
 			continue
 		}
-		sqe.PrepWrite(reg.fd, buf, uint64(reg.off))
+		if n == 1 {
+			sqe.PrepWrite(regs[i].fd, bufs[i], uint64(regs[i].off))
+		} else {
+			iov := w.iovs.Iovecs(i*uring.IovecSize, n)
+			for k := range iov {
+				iov[k].Base = &bufs[i+k][0]
+				iov[k].SetLen(len(bufs[i+k]))
+			}
+			sqe.PrepWritev(regs[i].fd, iov, uint64(regs[i].off))
+		}
 		sqe.SetUserData(uint64(i))
 		ring.MarkIOWQ(sqe) // a buffered write to the storage file may wait in io-wq
+		s.storeWrites.Add(1)
+		runs[i] = n
 		inflight++
+		i += n
 	}
 	for inflight > 0 {
 		if _, err := ring.SubmitAndWait(1); err != nil {
@@ -493,14 +559,24 @@ func (s *Snapshot) writeJobs(ring *uring.Ring, cqes []uring.CQE, jobs []storeJob
 			}
 			return
 		}
-		n := ring.Drain(cqes)
-		for _, c := range cqes[:n] {
-			j := &jobs[c.UserData]
+		n := ring.Drain(w.cqes)
+		for _, c := range w.cqes[:n] {
 			inflight--
+			first := int(c.UserData)
 			if err := uring.ResultError(uring.OpWrite, c.Res); err != nil {
-				j.err = fmt.Errorf("engine: store chunk %d to difference storage: %w", j.chunk, err)
-			} else if int(c.Res) != j.want {
-				j.err = fmt.Errorf("%w: store chunk %d to difference storage: wrote %d of %d bytes", ErrShortIO, j.chunk, c.Res, j.want)
+				for k := first; k < first+runs[first]; k++ {
+					jobs[k].err = fmt.Errorf("engine: store chunk %d to difference storage: %w", jobs[k].chunk, err)
+				}
+				continue
+			}
+			// A short write stored the jobs it covered whole.
+			left := int(c.Res)
+			for k := first; k < first+runs[first]; k++ {
+				j := &jobs[k]
+				if got := min(left, len(bufs[k])); got != j.want {
+					j.err = fmt.Errorf("%w: store chunk %d to difference storage: wrote %d of %d bytes", ErrShortIO, j.chunk, max(got, 0), j.want)
+				}
+				left -= len(bufs[k])
 			}
 		}
 	}

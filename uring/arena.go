@@ -57,11 +57,13 @@ func (a *Arena) Bytes() []byte { return a.mem }
 // Slice returns n bytes at off, with capacity limited to n.
 func (a *Arena) Slice(off, n int) []byte { return a.mem[off : off+n : off+n] }
 
+// IovecSize is the size of one iovec struct in an arena (Iovecs).
+const IovecSize = int(unsafe.Sizeof(unix.Iovec{}))
+
 // Iovecs carves n iovec structs out of the arena at off (which must be
 // 8-byte aligned), for READV and WRITEV.
 func (a *Arena) Iovecs(off, n int) []unix.Iovec {
-	size := int(unsafe.Sizeof(unix.Iovec{}))
-	if off%8 != 0 || off+n*size > len(a.mem) {
+	if off%8 != 0 || off+n*IovecSize > len(a.mem) {
 		panic("uring: Iovecs outside the arena or unaligned")
 	}
 	return unsafe.Slice((*unix.Iovec)(unsafe.Pointer(&a.mem[off])), n)
