@@ -128,11 +128,11 @@ func (m *deviceMetrics) observeOrigin(queue int, r *engine.Request, elapsed time
 	switch r.Op {
 	case engine.OpOriginWrite:
 		q.writes.Add(1)
-		q.writeBytes.Add(int64(len(r.Buf)))
+		q.writeBytes.Add(r.Bytes())
 		q.writeLatency.observe(elapsed)
 	case engine.OpOriginRead:
 		q.reads.Add(1)
-		q.readBytes.Add(int64(len(r.Buf)))
+		q.readBytes.Add(r.Bytes())
 	case engine.OpOriginFlush:
 		q.flushes.Add(1)
 	case engine.OpOriginDiscard:

@@ -43,8 +43,8 @@ func (q *Queue) complete(c uring.CQE) {
 			}
 		case res < 0:
 			err = fmt.Errorf("engine: %s %s at %d: %w", r.Op, r.Device.path, r.Off, unix.Errno(-res))
-		case (r.Op == OpOriginRead || r.Op == OpOriginWrite) && int(res) != len(r.Buf):
-			err = fmt.Errorf("%w: %s %s at %d: %d of %d bytes", ErrShortIO, r.Op, r.Device.path, r.Off, res, len(r.Buf))
+		case (r.Op == OpOriginRead || r.Op == OpOriginWrite) && int64(res) != r.length():
+			err = fmt.Errorf("%w: %s %s at %d: %d of %d bytes", ErrShortIO, r.Op, r.Device.path, r.Off, res, r.length())
 		}
 		if r.linked {
 			if r.Err == nil {

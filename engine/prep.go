@@ -16,10 +16,20 @@ import (
 func (q *Queue) prepIO(r *Request, k kind, delta int64, fio FaultIO, fd int32, buf []byte, mode uint32) {
 	r.pending++
 	ud := packUD(r.slot, k, delta)
+	// The request's own data in a host ring's fixed buffer (Request.Fixed):
+	// n bytes from the slot's start.
+	fixed := k == kindOriginIO && r.Fixed
+	n := uint32(len(buf))
+	if fixed {
+		n = uint32(r.Len)
+	}
 	if inj := r.injector(); inj != nil {
 		if got, ok := inj.Inject(fio); ok {
 			if got.Errno == 0 && got.Short && (fio.Op == FaultRead || fio.Op == FaultWrite) {
-				buf = buf[:len(buf)/2]
+				n /= 2
+				if !fixed {
+					buf = buf[:n]
+				}
 			} else {
 				q.injected = append(q.injected, injectedRes{ud: ud, res: -int32(got.errno())})
 				s := q.sqe(ud)
@@ -33,9 +43,17 @@ func (q *Queue) prepIO(r *Request, k kind, delta int64, fio FaultIO, fd int32, b
 	q.lastSQE = s
 	switch fio.Op {
 	case FaultRead:
-		s.PrepRead(fd, buf, uint64(fio.Off))
+		if fixed {
+			s.PrepReadFixedAt(fd, 0, n, uint64(fio.Off), r.BufIndex)
+		} else {
+			s.PrepRead(fd, buf, uint64(fio.Off))
+		}
 	case FaultWrite:
-		s.PrepWrite(fd, buf, uint64(fio.Off))
+		if fixed {
+			s.PrepWriteFixedAt(fd, 0, n, uint64(fio.Off), r.BufIndex)
+		} else {
+			s.PrepWrite(fd, buf, uint64(fio.Off))
+		}
 	case FaultDiscard, FaultWriteZeroes:
 		s.PrepFallocate(fd, mode, uint64(fio.Off), uint64(fio.Len))
 	case FaultFlush:

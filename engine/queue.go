@@ -157,6 +157,9 @@ func (q *Queue) Submit(r *Request) error {
 	if err := r.validate(); err != nil {
 		return err
 	}
+	if r.Fixed && q.host == nil {
+		return fmt.Errorf("%w: %s with a fixed buffer on a queue with its own ring: fixed buffers are a host ring's", ErrInvalid, r.Op)
+	}
 	if q.closed {
 		return ErrQueueClosed
 	}

@@ -51,7 +51,15 @@ type Request struct {
 	Image    *Image  // image operations
 	Off      int64
 	Buf      []byte // data for reads and writes
-	Len      int64  // length for discard and write-zeroes
+	Len      int64  // length for discard and write-zeroes, and for Fixed reads and writes
+	// Fixed (origin reads and writes on a hosted queue only) says the data
+	// is not in Buf (nil) but in slot BufIndex of the host ring's buffer
+	// table, Len bytes from its start: ublk's zero copy, where that slot holds
+	// the block request's own pages (ublk.IO.Fixed). The engine reads or
+	// writes the original straight from there; origin writes never need
+	// their data anywhere else.
+	Fixed    bool
+	BufIndex uint16
 	NoWait   bool   // origin writes: fail with ErrWouldBlock instead of waiting for a copy
 	UserData uint64
 
@@ -75,8 +83,12 @@ type Request struct {
 	waitNext  *Request
 }
 
+// Bytes is the request's length: len(Buf), or Len for discard, write-zeroes
+// and Fixed reads and writes.
+func (r *Request) Bytes() int64 { return r.length() }
+
 func (r *Request) length() int64 {
-	if r.Op == OpOriginDiscard || r.Op == OpOriginWriteZeroes {
+	if r.Fixed || r.Op == OpOriginDiscard || r.Op == OpOriginWriteZeroes {
 		return r.Len
 	}
 	return int64(len(r.Buf))
@@ -97,6 +109,9 @@ func (r *Request) validate() error {
 		size = r.Image.area.dev.size
 	default:
 		return fmt.Errorf("%w: unknown operation %d", ErrInvalid, r.Op)
+	}
+	if r.Fixed && (r.Op != OpOriginRead && r.Op != OpOriginWrite || r.Buf != nil) {
+		return fmt.Errorf("%w: %s with a fixed buffer: only origin reads and writes, without Buf", ErrInvalid, r.Op)
 	}
 	if r.Op == OpOriginFlush {
 		return nil

@@ -39,7 +39,7 @@ var featureNames = []struct {
 	{FeatureZoned, "ZONED", "6.6"},
 	{FeatureRecoveryFailIO, "USER_RECOVERY_FAIL_IO", ""},
 	{FeatureUpdateSize, "UPDATE_SIZE", ""},
-	{FeatureAutoBufReg, "AUTO_BUF_REG", ""},
+	{FeatureAutoBufReg, "AUTO_BUF_REG", "6.16"},
 	{FeatureQuiesce, "QUIESCE", ""},
 	{FeaturePerIODaemon, "PER_IO_DAEMON", ""},
 	{FeatureBufRegOffDaemon, "BUF_REG_OFF_DAEMON", ""},

@@ -32,6 +32,35 @@ const (
 	UserCopyOff
 )
 
+// ZeroCopyMode chooses whether READ and WRITE data stays in the block
+// request's own pages.
+type ZeroCopyMode int
+
+const (
+	// ZeroCopyAuto uses zero copy when the driver has UBLK_F_AUTO_BUF_REG
+	// (Linux 6.16), the target serves fixed buffers (ZeroCopier) and
+	// UserCopy is left at UserCopyAuto; otherwise the data is copied as
+	// UserCopy says.
+	ZeroCopyAuto ZeroCopyMode = iota
+	// ZeroCopyOn requires zero copy: UBLK_F_AUTO_BUF_REG and a ZeroCopier
+	// target. Before delivering each READ or WRITE the driver installs the
+	// request's pages in slot Tag of the queue ring's buffer table
+	// (IO.Fixed), and removes them on commit; the target's backend I/O
+	// reads or writes them there (READ_FIXED, WRITE_FIXED). No copy
+	// between the driver and the server: a read of the device is one copy
+	// (page cache to the reader's pages), as on the raw file.
+	ZeroCopyOn
+	// ZeroCopyOff always copies (UserCopy decides how).
+	ZeroCopyOff
+)
+
+// ZeroCopier is implemented by targets that can serve READ and WRITE from
+// the queue ring's fixed buffers (IO.Fixed) instead of IO.Buf; ZeroCopy
+// reports whether this one does (an origin does, an image does not).
+type ZeroCopier interface {
+	ZeroCopy() bool
+}
+
 // Defaults and bounds of DeviceConfig.
 const (
 	DefaultQueues     = 1
@@ -70,6 +99,8 @@ type DeviceConfig struct {
 	PhysicalBlockBytes int
 	// UserCopy picks the data path; see UserCopyMode.
 	UserCopy UserCopyMode
+	// ZeroCopy picks zero copy; see ZeroCopyMode.
+	ZeroCopy ZeroCopyMode
 	// FixedDevID asks for /dev/ublkb<DevID>; otherwise the driver picks.
 	FixedDevID bool
 	DevID      uint32
@@ -115,6 +146,10 @@ func (c *DeviceConfig) Validate() error {
 		return fmt.Errorf("ublk: physical block size %d: want a power of two of at least the logical block size %d", c.PhysicalBlockBytes, c.LogicalBlockBytes)
 	case c.UserCopy < UserCopyAuto || c.UserCopy > UserCopyOff:
 		return fmt.Errorf("ublk: user copy mode %d: unknown", c.UserCopy)
+	case c.ZeroCopy < ZeroCopyAuto || c.ZeroCopy > ZeroCopyOff:
+		return fmt.Errorf("ublk: zero copy mode %d: unknown", c.ZeroCopy)
+	case c.ZeroCopy == ZeroCopyOn && c.UserCopy != UserCopyAuto:
+		return fmt.Errorf("ublk: zero copy on with a user copy mode set: zero copy moves no data, pick one")
 	}
 	return nil
 }
@@ -127,6 +162,7 @@ type Device struct {
 	charFd   int
 	queues   []*Queue
 	userCopy bool
+	zeroCopy bool
 	done     chan struct{} // closed when every queue goroutine has ended
 
 	mu      sync.Mutex
@@ -153,6 +189,11 @@ func Create(cfg DeviceConfig, target Target) (*Device, error) {
 	if sectors == 0 {
 		return nil, fmt.Errorf("ublk: device size %d bytes: want at least one %d-byte block", cfg.SizeBytes, cfg.LogicalBlockBytes)
 	}
+	zc, ok := target.(ZeroCopier)
+	serves := ok && zc.ZeroCopy()
+	if cfg.ZeroCopy == ZeroCopyOn && !serves {
+		return nil, fmt.Errorf("ublk: zero copy: the target (%T) does not serve fixed buffers", target)
+	}
 	c, err := openCtrl()
 	if err != nil {
 		return nil, err
@@ -168,6 +209,18 @@ func Create(cfg DeviceConfig, target Target) (*Device, error) {
 			return nil, missingFeature(FeatureUserCopy)
 		}
 		flags |= FeatureUserCopy
+	}
+	switch cfg.ZeroCopy {
+	case ZeroCopyOn:
+		if c.features&FeatureAutoBufReg == 0 {
+			c.Close()
+			return nil, missingFeature(FeatureAutoBufReg)
+		}
+		flags |= FeatureAutoBufReg
+	case ZeroCopyAuto:
+		if serves && cfg.UserCopy == UserCopyAuto && c.features&FeatureAutoBufReg != 0 {
+			flags |= FeatureAutoBufReg
+		}
 	}
 	want := DevInfo{
 		NrHWQueues:    uint16(cfg.Queues),
@@ -186,6 +239,7 @@ func Create(cfg DeviceConfig, target Target) (*Device, error) {
 	}
 	d := &Device{cfg: cfg, ctrl: c, info: info, charFd: -1, done: make(chan struct{})}
 	d.userCopy = info.Flags&uint64(FeatureUserCopy) != 0
+	d.zeroCopy = info.Flags&uint64(FeatureAutoBufReg) != 0
 	if err := d.setup(target, sectors); err != nil {
 		return nil, errors.Join(err, d.teardown())
 	}
@@ -212,6 +266,7 @@ func (d *Device) setup(target Target, sectors uint64) error {
 			depth:      int(d.info.QueueDepth),
 			maxIOBytes: int(d.info.MaxIOBufBytes),
 			userCopy:   d.userCopy,
+			zeroCopy:   d.zeroCopy,
 			encode:     d.ctrl.encode,
 			charFd:     d.charFd,
 			target:     target,
@@ -320,6 +375,10 @@ func (d *Device) Status() (DevInfo, error) {
 
 // UserCopy reports whether the device moves data with UBLK_F_USER_COPY.
 func (d *Device) UserCopy() bool { return d.userCopy }
+
+// ZeroCopy reports whether the device serves requests from their own pages
+// (UBLK_F_AUTO_BUF_REG; see ZeroCopyOn).
+func (d *Device) ZeroCopy() bool { return d.zeroCopy }
 
 // Done is closed when every queue has stopped: after Close, or when the
 // driver aborted the device (for instance because a queue failed).

@@ -97,12 +97,20 @@ func (p *Passthrough) Handle(q *Queue, tag uint16, io *IO) {
 		q.Complete(tag, -int32(unix.EIO))
 		return
 	}
-	if op == ptRead {
+	switch {
+	case io.Fixed && op == ptRead:
+		s.PrepReadFixedAt(p.fd, 0, io.Length, io.Offset, io.BufIndex)
+	case io.Fixed:
+		s.PrepWriteFixedAt(p.fd, 0, io.Length, io.Offset, io.BufIndex)
+	case op == ptRead:
 		s.PrepRead(p.fd, io.Buf, io.Offset)
-	} else {
+	default:
 		s.PrepWrite(p.fd, io.Buf, io.Offset)
 	}
 }
+
+// ZeroCopy reports that the passthrough serves fixed buffers (ZeroCopier).
+func (p *Passthrough) ZeroCopy() bool { return true }
 
 // Flush syncs the file's data (fdatasync).
 func (p *Passthrough) Flush(q *Queue, tag uint16, io *IO) {
@@ -146,7 +154,13 @@ func (p *Passthrough) Completion(q *Queue, c TargetCompletion) {
 	case ptRead:
 		// Reading past the end of a file that is not a whole number of
 		// blocks returns short: the rest reads as zeros.
-		if res >= 0 && res < int32(io.Length) {
+		switch {
+		case res >= 0 && res < int32(io.Length) && io.Fixed:
+			// The reader's own pages, which the server cannot clear: an
+			// error rather than stale data. (Only after the file shrank:
+			// the device never covers a partial block.)
+			res = -int32(unix.EIO)
+		case res >= 0 && res < int32(io.Length):
 			clear(io.Buf[res:])
 			res = int32(io.Length)
 		}

@@ -57,6 +57,7 @@ type queueConfig struct {
 	depth      int
 	maxIOBytes int
 	userCopy   bool
+	zeroCopy   bool // UBLK_F_AUTO_BUF_REG: no data buffers; IO.Fixed
 	encode     bool
 	charFd     int
 	target     Target
@@ -77,7 +78,7 @@ type Queue struct {
 	waker     Waker
 
 	ring    *uring.Ring
-	arena   *uring.Arena // depth buffers of maxIOBytes, then a page for the eventfd counter
+	arena   *uring.Arena // depth buffers of maxIOBytes (none under zero copy), then a page for the eventfd counter
 	descMem []byte       // the driver's read-only descriptor array
 	descs   []ioDesc
 	ios     []IO
@@ -139,8 +140,12 @@ func (q *Queue) TargetData() any { return q.targetData }
 func (q *Queue) IO(tag uint16) *IO { return &q.ios[tag] }
 
 // Buffer returns tag's whole pinned buffer (MaxIOBytes), usable by the target
-// as scratch memory for io_uring while it owns the tag.
+// as scratch memory for io_uring while it owns the tag; nil under zero copy,
+// where the queue has no data buffers.
 func (q *Queue) Buffer(tag uint16) []byte {
+	if q.cfg.zeroCopy {
+		return nil
+	}
 	n := q.cfg.maxIOBytes
 	return q.arena.Slice(int(tag)*n, n)
 }
@@ -243,11 +248,20 @@ func (q *Queue) setup() error {
 		return err
 	}
 	page := unix.Getpagesize()
-	q.arena, err = uring.NewArena(depth*q.cfg.maxIOBytes + page)
+	bufBytes := depth * q.cfg.maxIOBytes
+	if q.cfg.zeroCopy {
+		// The driver installs each request's pages in slot tag of this
+		// table before delivering it (the fetch command names the slot).
+		if err := q.ring.RegisterSparseBuffers(uint32(depth)); err != nil {
+			return err
+		}
+		bufBytes = 0
+	}
+	q.arena, err = uring.NewArena(bufBytes + page)
 	if err != nil {
 		return err
 	}
-	q.evBuf = q.arena.Slice(depth*q.cfg.maxIOBytes, 8)
+	q.evBuf = q.arena.Slice(bufBytes, 8)
 	q.descMem, err = unix.Mmap(q.cfg.charFd, descArrayOffset(int(q.cfg.id), page), descArrayBytes(depth, page), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return fmt.Errorf("mmap I/O descriptors: %w", err)
@@ -379,11 +393,18 @@ func (q *Queue) startRequest(tag uint16) {
 	io.Offset = d.startSector << 9
 	io.Length = d.nrSectors << 9
 	io.Buf = nil
+	io.Fixed, io.BufIndex = false, 0
 	q.busyTags++
 	if io.Op == OpRead || io.Op == OpWrite {
 		if int(io.Length) > q.cfg.maxIOBytes {
 			// max_sectors makes the driver split larger requests.
 			q.commitTag(tag, -int32(unix.EIO))
+			return
+		}
+		if q.cfg.zeroCopy {
+			io.Fixed, io.BufIndex = true, tag
+			q.state[tag] = tagTarget
+			q.handle(tag, io)
 			return
 		}
 		io.Buf = q.arena.Slice(int(tag)*q.cfg.maxIOBytes, int(io.Length))
@@ -467,7 +488,14 @@ func (q *Queue) prepCmd(tag uint16, op uint32, res int32) {
 	}
 	s.PrepURingCmd(int32(q.cfg.charFd), op)
 	var addr uint64
-	if !q.cfg.userCopy {
+	switch {
+	case q.cfg.zeroCopy:
+		// struct ublk_auto_buf_reg, packed in the SQE's own addr (not the
+		// command's): the buffer-table slot in bits 0-15, flags in 16-23
+		// (none: without FALLBACK a failed install fails the request), the
+		// reserved bits zero.
+		s.SetCmdAddr(uint64(tag))
+	case !q.cfg.userCopy:
 		// Without USER_COPY the driver copies WRITE data into, and READ data
 		// out of, the buffer named here.
 		addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(q.Buffer(tag)))))

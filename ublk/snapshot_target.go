@@ -135,7 +135,7 @@ func (t *snapshotTarget) flush(q *Queue, sq *snapQueue) {
 	for {
 		n := sq.eq.TakeDone(sq.out)
 		for _, r := range sq.out[:n] {
-			res := int32(len(r.Buf))
+			res := int32(r.Bytes())
 			if r.Op == engine.OpOriginDiscard || r.Op == engine.OpOriginWriteZeroes || r.Op == engine.OpOriginFlush {
 				res = 0
 			}
@@ -170,6 +170,9 @@ func errnoOf(err error) unix.Errno {
 // Handle starts a READ or WRITE.
 func (t *snapshotTarget) Handle(q *Queue, tag uint16, io *IO) {
 	r := engine.Request{Off: int64(io.Offset), Buf: io.Buf}
+	if io.Fixed { // only an origin's (OriginTarget.ZeroCopy)
+		r.Fixed, r.BufIndex, r.Len = true, io.BufIndex, int64(io.Length)
+	}
 	switch {
 	case t.img != nil && io.Op == OpRead:
 		r.Op, r.Image = engine.OpImageRead, t.img
@@ -211,6 +214,12 @@ func (t *OriginTarget) Flush(q *Queue, tag uint16, io *IO) {
 	t.submit(q, tag, engine.Request{Op: engine.OpOriginFlush, Device: t.dev})
 }
 
+// ZeroCopy reports that an origin serves fixed buffers (ublk.ZeroCopier):
+// its reads and writes go to the original straight from the block request's
+// pages. An image does not: its data comes from chunk copies in memory and
+// the difference storage as much as from the original.
+func (t *OriginTarget) ZeroCopy() bool { return true }
+
 // Discard discards a range of the origin: a write for copy-on-write, so the
 // image keeps the old data (blksnap's issue #112).
 func (t *OriginTarget) Discard(q *Queue, tag uint16, io *IO) {
@@ -236,6 +245,8 @@ var (
 	_ Discarder  = (*OriginTarget)(nil)
 	_ ZeroWriter = (*OriginTarget)(nil)
 	_ Sizer      = (*OriginTarget)(nil)
+	_ ZeroCopier = (*OriginTarget)(nil)
+	_ ZeroCopier = (*Passthrough)(nil)
 	_ Deiniter   = (*OriginTarget)(nil)
 	_ Target     = (*ImageTarget)(nil)
 	_ Deiniter   = (*ImageTarget)(nil)

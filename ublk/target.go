@@ -35,8 +35,17 @@ type IO struct {
 	// request; for READ the target fills it before completing. It is
 	// Length bytes of the tag's pinned buffer (Queue.Buffer), so the target
 	// may hand it to io_uring directly. Nil for FLUSH, DISCARD and
-	// WRITE_ZEROES.
+	// WRITE_ZEROES, and under zero copy.
 	Buf []byte
+	// Fixed says the device runs zero copy (ZeroCopyOn): the READ or
+	// WRITE's data is not in Buf but in the request's own pages, which the
+	// driver installed in slot BufIndex of the queue ring's buffer table for
+	// as long as the target owns the tag. The target moves it with backend
+	// I/O on that ring (q.TargetSQE with uring's PrepReadFixedAt or
+	// PrepWriteFixedAt, buffer offsets 0..Length); a READ must fill all
+	// Length bytes, since the pages are the reader's.
+	Fixed    bool
+	BufIndex uint16
 }
 
 // TargetCompletion is the completion of an SQE a target submitted with

@@ -181,6 +181,9 @@ func TestDeviceConfigValidate(t *testing.T) {
 		{"pbs", DeviceConfig{LogicalBlockBytes: 4096, PhysicalBlockBytes: 512}, "physical block size"},
 		{"4k", DeviceConfig{LogicalBlockBytes: 4096}, ""},
 		{"mode", DeviceConfig{UserCopy: 7}, "user copy"},
+		{"zero copy mode", DeviceConfig{ZeroCopy: 7}, "zero copy mode"},
+		{"zero copy with user copy", DeviceConfig{ZeroCopy: ZeroCopyOn, UserCopy: UserCopyOn}, "pick one"},
+		{"zero copy", DeviceConfig{ZeroCopy: ZeroCopyOn}, ""},
 	} {
 		cfg := c.cfg
 		cfg.EnsureDefaults()
@@ -221,5 +224,17 @@ func TestParams(t *testing.T) {
 func TestOpString(t *testing.T) {
 	if OpWriteZeroes.String() != "WRITE_ZEROES" || Op(99).String() != "OP(99)" {
 		t.Errorf("Op strings: %s %s", OpWriteZeroes, Op(99))
+	}
+}
+
+// TestZeroCopyRefusedForImage: an image serves data from chunk copies, not
+// only the original, so it cannot take the request's pages; asking for zero
+// copy fails before the driver is touched (so also where ublk is missing).
+func TestZeroCopyRefusedForImage(t *testing.T) {
+	for _, target := range []Target{&ImageTarget{}, Null{}} {
+		_, err := Create(DeviceConfig{SizeBytes: 1 << 20, ZeroCopy: ZeroCopyOn}, target)
+		if err == nil || !strings.Contains(err.Error(), "does not serve fixed buffers") {
+			t.Errorf("Create(%T, ZeroCopyOn) = %v, want a refusal naming fixed buffers", target, err)
+		}
 	}
 }

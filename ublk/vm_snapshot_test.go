@@ -38,6 +38,14 @@ type snapFixture struct {
 // (not taken), and the origin ublk device.
 func newSnapFixture(t *testing.T, size int, limit int64, opts engine.Options) *snapFixture {
 	t.Helper()
+	return newSnapFixtureMode(t, size, limit, opts, ZeroCopyAuto)
+}
+
+// newSnapFixtureMode is newSnapFixture with the origin's zero-copy mode; the
+// origin must then run zero copy exactly where the mode and driver allow it,
+// and the image never does.
+func newSnapFixtureMode(t *testing.T, size int, limit int64, opts engine.Options, zc ZeroCopyMode) *snapFixture {
+	t.Helper()
 	f := &snapFixture{}
 	f.path, f.data = backingFile(t, size, uint64(size))
 	var err error
@@ -50,10 +58,17 @@ func newSnapFixture(t *testing.T, size int, limit int64, opts engine.Options) *s
 	if f.snap, err = engine.NewSnapshot([]*engine.Device{f.dev}, engine.StorageConfig{Path: t.TempDir(), Limit: limit}, opts); err != nil {
 		t.Fatal(err)
 	}
-	if f.origin, err = Create(DeviceConfig{Queues: 2, Depth: 32}, NewOriginTarget(f.dev)); err != nil {
+	if f.origin, err = Create(DeviceConfig{Queues: 2, Depth: 32, ZeroCopy: zc}, NewOriginTarget(f.dev)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.close)
+	feats, err := ProbeFeatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := zc != ZeroCopyOff && feats&FeatureAutoBufReg != 0; f.origin.ZeroCopy() != want {
+		t.Fatalf("origin ZeroCopy() = %v, want %v (mode %d, driver %v)", f.origin.ZeroCopy(), want, zc, feats)
+	}
 	return f
 }
 
@@ -66,6 +81,9 @@ func (f *snapFixture) take(t *testing.T) {
 	var err error
 	if f.image, err = Create(DeviceConfig{Queues: 2, Depth: 32}, NewImageTarget(f.snap.Image(f.dev))); err != nil {
 		t.Fatal(err)
+	}
+	if f.image.ZeroCopy() {
+		t.Fatal("image device runs zero copy: its data is not only the original's")
 	}
 }
 
@@ -102,8 +120,18 @@ func readAll(t *testing.T, name string, size int) ([]byte, error) {
 
 func TestVMSnapshotImage(t *testing.T) {
 	requireUblk(t)
+	t.Run("zerocopy", func(t *testing.T) {
+		requireZeroCopy(t)
+		testSnapshotImage(t, ZeroCopyOn)
+	})
+	t.Run("copy", func(t *testing.T) { testSnapshotImage(t, ZeroCopyOff) })
+}
+
+// testSnapshotImage: the origin with zero copy (its reads and writes straight
+// from the block requests' pages) or copying; the image always copies.
+func testSnapshotImage(t *testing.T, zc ZeroCopyMode) {
 	const size = 16 << 20
-	f := newSnapFixture(t, size, 64<<20, engine.Options{ChunkMinimumShift: 16})
+	f := newSnapFixtureMode(t, size, 64<<20, engine.Options{ChunkMinimumShift: 16}, zc)
 	f.take(t)
 	origin := openDirect(t, f.origin.Name())
 	defer origin.Close()

@@ -92,6 +92,19 @@ func openDirect(t *testing.T, name string) *os.File {
 	return f
 }
 
+// requireZeroCopy skips where the driver lacks UBLK_F_AUTO_BUF_REG (before
+// Linux 6.16; the VM runs 6.18, where it must be there).
+func requireZeroCopy(t *testing.T) {
+	t.Helper()
+	f, err := ProbeFeatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f&FeatureAutoBufReg == 0 {
+		t.Skipf("no zero copy: the driver (features %v) lacks UBLK_F_AUTO_BUF_REG (Linux 6.16)", f)
+	}
+}
+
 func TestVMFeatures(t *testing.T) {
 	requireUblk(t)
 	f, err := ProbeFeatures()
@@ -100,7 +113,7 @@ func TestVMFeatures(t *testing.T) {
 	}
 	t.Logf("driver features %#x: %v", uint64(f), f)
 	if f&FeatureCmdIoctlEncode == 0 {
-		t.Errorf("no CMD_IOCTL_ENCODE: the VM's 6.12 kernel has it")
+		t.Errorf("no CMD_IOCTL_ENCODE: the VM's kernel (6.12 and later) has it")
 	}
 }
 
@@ -113,18 +126,24 @@ func TestVMPassthrough(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		mode   UserCopyMode
+		zc     ZeroCopyMode
 		queues int
 	}{
-		{"usercopy/1q", UserCopyOn, 1},
-		{"usercopy/2q", UserCopyOn, 2},
-		{"addr/1q", UserCopyOff, 1},
-		{"addr/2q", UserCopyOff, 2},
+		{"usercopy/1q", UserCopyOn, ZeroCopyAuto, 1},
+		{"usercopy/2q", UserCopyOn, ZeroCopyAuto, 2},
+		{"addr/1q", UserCopyOff, ZeroCopyAuto, 1},
+		{"addr/2q", UserCopyOff, ZeroCopyAuto, 2},
+		{"zerocopy/1q", UserCopyAuto, ZeroCopyOn, 1},
+		{"zerocopy/2q", UserCopyAuto, ZeroCopyOn, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.zc == ZeroCopyOn {
+				requireZeroCopy(t)
+			}
 			path, model := backingFile(t, size, 1)
-			d, _ := newPassthroughDevice(t, path, DeviceConfig{Queues: c.queues, Depth: 16, MaxIOBytes: 256 << 10, UserCopy: c.mode})
-			if d.UserCopy() != (c.mode == UserCopyOn) {
-				t.Fatalf("UserCopy() = %v", d.UserCopy())
+			d, _ := newPassthroughDevice(t, path, DeviceConfig{Queues: c.queues, Depth: 16, MaxIOBytes: 256 << 10, UserCopy: c.mode, ZeroCopy: c.zc})
+			if d.UserCopy() != (c.mode == UserCopyOn) || d.ZeroCopy() != (c.zc == ZeroCopyOn) {
+				t.Fatalf("UserCopy() = %v, ZeroCopy() = %v", d.UserCopy(), d.ZeroCopy())
 			}
 			t.Logf("%s: %d queues, features %v", d.Name(), d.Info().NrHWQueues, Features(d.Info().Flags))
 			st, err := d.Status()

@@ -155,7 +155,19 @@ const (
 	registerFilesUpdate = 6
 	registerProbe       = 8
 	registerIOWQMax     = 19 // IORING_REGISTER_IOWQ_MAX_WORKERS (5.15)
+	registerBuffers2    = 15 // IORING_REGISTER_BUFFERS2 (5.13)
 )
+
+// rsrcRegister is struct io_uring_rsrc_register.
+type rsrcRegister struct {
+	nr    uint32
+	flags uint32
+	resv2 uint64
+	data  uint64
+	tags  uint64
+}
+
+const rsrcRegisterSparse = 1 << 0 // IORING_RSRC_REGISTER_SPARSE (5.19)
 
 const probeOpSupported = 1 << 0
 

@@ -23,6 +23,7 @@ func layoutChecks() []struct {
 	var ph probeHeader
 	var ga getEventsArg
 	var ru rsrcUpdate
+	var rr rsrcRegister
 	type check = struct {
 		cStruct, cField string
 		got             uintptr
@@ -91,6 +92,11 @@ func layoutChecks() []struct {
 		{"io_uring_getevents_arg", "sigmask", unsafe.Offsetof(ga.sigmask)},
 		{"io_uring_getevents_arg", "sigmask_sz", unsafe.Offsetof(ga.sigmaskSz)},
 		{"io_uring_getevents_arg", "ts", unsafe.Offsetof(ga.ts)},
+		{"io_uring_rsrc_register", "", unsafe.Sizeof(rr)},
+		{"io_uring_rsrc_register", "nr", unsafe.Offsetof(rr.nr)},
+		{"io_uring_rsrc_register", "flags", unsafe.Offsetof(rr.flags)},
+		{"io_uring_rsrc_register", "data", unsafe.Offsetof(rr.data)},
+		{"io_uring_rsrc_register", "tags", unsafe.Offsetof(rr.tags)},
 		{"io_uring_rsrc_update", "", unsafe.Sizeof(ru)},
 		{"io_uring_rsrc_update", "offset", unsafe.Offsetof(ru.offset)},
 		{"io_uring_rsrc_update", "data", unsafe.Offsetof(ru.data)},
@@ -118,6 +124,7 @@ func TestLayoutMatchesHeader(t *testing.T) {
 		{"IORING_REGISTER_FILES", registerFiles}, {"IORING_UNREGISTER_FILES", unregisterFiles},
 		{"IORING_REGISTER_FILES_UPDATE", registerFilesUpdate}, {"IORING_REGISTER_PROBE", registerProbe},
 		{"IORING_REGISTER_IOWQ_MAX_WORKERS", registerIOWQMax},
+		{"IORING_REGISTER_BUFFERS2", registerBuffers2}, {"IORING_RSRC_REGISTER_SPARSE", rsrcRegisterSparse},
 		{"IO_URING_OP_SUPPORTED", probeOpSupported},
 		{"IOSQE_FIXED_FILE", uint64(SQEFixedFile)}, {"IOSQE_IO_DRAIN", uint64(SQEIODrain)}, {"IOSQE_IO_LINK", uint64(SQEIOLink)},
 		{"IOSQE_IO_HARDLINK", uint64(SQEIOHardlink)}, {"IOSQE_ASYNC", uint64(SQEAsync)},

@@ -79,6 +79,21 @@ func (s *SQE) PrepWriteFixed(fd int32, buf []byte, off uint64, index uint16) {
 	s.bufIndex = index
 }
 
+// PrepReadFixedAt reads n bytes at off into the buffer a driver installed in
+// slot index (RegisterSparseBuffers), starting at byte bufOff of that buffer:
+// a kernel-installed buffer starts at address 0, so no user memory is named.
+func (s *SQE) PrepReadFixedAt(fd int32, bufOff uint64, n uint32, off uint64, index uint16) {
+	s.rw(OpReadFixed, fd, bufOff, n, off)
+	s.bufIndex = index
+}
+
+// PrepWriteFixedAt writes n bytes from byte bufOff of the buffer in slot
+// index to off (see PrepReadFixedAt).
+func (s *SQE) PrepWriteFixedAt(fd int32, bufOff uint64, n uint32, off uint64, index uint16) {
+	s.rw(OpWriteFixed, fd, bufOff, n, off)
+	s.bufIndex = index
+}
+
 // PrepFsync flushes fd; flags may be FsyncDatasync.
 func (s *SQE) PrepFsync(fd int32, flags uint32) {
 	s.rw(OpFsync, fd, 0, 0, 0)
@@ -90,6 +105,11 @@ func (s *SQE) PrepFallocate(fd int32, mode uint32, off, length uint64) {
 	// The kernel takes the length in addr and the mode in len.
 	s.rw(OpFallocate, fd, length, mode, off)
 }
+
+// SetCmdAddr sets a URING_CMD's sqe->addr, which some drivers read besides
+// the command payload (ublk's UBLK_F_AUTO_BUF_REG takes its buffer slot
+// there). Call it after PrepURingCmd.
+func (s *SQE) SetCmdAddr(v uint64) { s.addr = v }
 
 // PrepURingCmd prepares a passthrough command cmdOp to fd. The caller fills
 // the command payload through Ring.CmdArea(s); it is copied into the SQE, so

@@ -41,6 +41,20 @@ func (r *Ring) RegisterBuffers(bufs [][]byte) error {
 	return nil
 }
 
+// RegisterSparseBuffers makes a buffer table of n empty slots
+// (IORING_REGISTER_BUFFERS2 with IORING_RSRC_REGISTER_SPARSE, Linux 5.19),
+// for buffers a driver installs itself: ublk's UBLK_F_AUTO_BUF_REG puts
+// each request's pages in the slot the server names. Use the slots with
+// PrepReadFixedAt and PrepWriteFixedAt.
+func (r *Ring) RegisterSparseBuffers(n uint32) error {
+	arg := rsrcRegister{nr: n, flags: rsrcRegisterSparse}
+	err := r.register(registerBuffers2, unsafe.Pointer(&arg), uint32(unsafe.Sizeof(arg)))
+	if err != nil {
+		return fmt.Errorf("uring: register a sparse table of %d buffers: %w", n, err)
+	}
+	return nil
+}
+
 // UnregisterBuffers drops the registered buffers.
 func (r *Ring) UnregisterBuffers() error {
 	if err := r.register(unregisterBuffers, nil, 0); err != nil {

@@ -221,6 +221,36 @@ func TestFixedBuffersAndFiles(t *testing.T) {
 	}
 }
 
+// TestSparseBuffers: a sparse table has its slots (a second table is refused,
+// as with any registered buffers) and they are empty: a fixed read of slot 0
+// fails with EFAULT instead of touching memory; a slot past the table is
+// refused as well. What fills the slots (ublk's AUTO_BUF_REG) runs in the VM.
+func TestSparseBuffers(t *testing.T) {
+	r := newRing(t, Options{Entries: 8})
+	if err := r.RegisterSparseBuffers(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RegisterSparseBuffers(4); !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("second table: %v, want EBUSY", err)
+	}
+	f := tempFile(t, "", 1<<16)
+	for _, idx := range []uint16{0, 3, 4} {
+		s := nextSQE(t, r)
+		s.PrepReadFixedAt(int32(f.Fd()), 0, 4096, 0, idx)
+		if c := run(t, r, 1)[0]; c.Res != -int32(unix.EFAULT) && c.Res != -int32(unix.EINVAL) {
+			t.Fatalf("read into empty slot %d: res %d, want EFAULT or EINVAL", idx, c.Res)
+		}
+		s = nextSQE(t, r)
+		s.PrepWriteFixedAt(int32(f.Fd()), 0, 4096, 0, idx)
+		if c := run(t, r, 1)[0]; c.Res >= 0 {
+			t.Fatalf("write from empty slot %d: res %d, want an error", idx, c.Res)
+		}
+	}
+	if err := r.UnregisterBuffers(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFsyncFallocateLinked(t *testing.T) {
 	r := newRing(t, Options{Entries: 8})
 	a := newArena(t, 4096)

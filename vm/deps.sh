@@ -4,11 +4,21 @@
 # machine where everything is present it does no network I/O and takes well under 1 s.
 #
 # Env: VM_CACHE (default ~/.cache/snapring-vm)
-#      VM_KERNEL_PATTERN (default '^linux-image-6\.12\.[0-9]+\+deb12-amd64$')
+#      VM_KERNEL_PATTERN (default '^linux-image-6\.18\.[0-9]+\+deb13-amd64$')
+#      VM_KERNEL_SOURCE  (default 'http://deb.debian.org/debian trixie-backports main')
+#
+# The guest kernel comes from Debian trixie-backports (6.18, the host kernel's series: ublk zero copy with
+# AUTO_BUF_REG, which bookworm's 6.12 lacks), looked up with a private apt state under
+# $VM_CACHE/apt so that the host's apt sources stay as they are. The archive is checked
+# against the host's debian-archive-keyring (which has trixie's keys). The older guest:
+# VM_KERNEL_SOURCE='http://deb.debian.org/debian-security bookworm-security main'
+# VM_KERNEL_PATTERN='^linux-image-6\.12\.[0-9]+\+deb12-amd64$'
 set -euo pipefail
 
 VM_CACHE=${VM_CACHE:-$HOME/.cache/snapring-vm}
-VM_KERNEL_PATTERN=${VM_KERNEL_PATTERN:-'^linux-image-6\.12\.[0-9]+\+deb12-amd64$'}
+VM_KERNEL_PATTERN=${VM_KERNEL_PATTERN:-'^linux-image-6\.18\.[0-9]+\+deb13-amd64$'}
+VM_KERNEL_SOURCE=${VM_KERNEL_SOURCE:-'http://deb.debian.org/debian trixie-backports main'}
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 PKGS=(qemu-system-x86 busybox-static cpio xz-utils fio dmsetup e2fsprogs)
 
 log() { echo "vm-deps: $*" >&2; }
@@ -38,19 +48,26 @@ if [ ${#missing[@]} -gt 0 ]; then
 	"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# 2. guest kernel: newest linux-image-6.12.*+deb12-amd64, downloaded and extracted
+# 2. guest kernel: newest package matching VM_KERNEL_PATTERN in VM_KERNEL_SOURCE,
+#    downloaded and extracted (never installed)
 mkdir -p "$VM_CACHE/kernel"
-newest() { apt-cache search --names-only "$VM_KERNEL_PATTERN" | awk '{print $1}' | sort -V | tail -n1; }
-pkg=$(newest)
-if [ -z "$pkg" ]; then
-	if [ -e "$VM_CACHE/kernel/current" ]; then
-		# no apt lists on this machine, but a kernel is cached: use it, stay offline
-		log "kernel: using cached $(readlink "$VM_CACHE/kernel/current")"; exit 0
-	fi
-	apt_update
-	pkg=$(newest)
+if [ -e "$VM_CACHE/kernel/current/.complete" ] && grep -qE "$VM_KERNEL_PATTERN" "$VM_CACHE/kernel/current/.complete"; then
+	# a matching kernel is cached: use it, stay offline
+	log "kernel: using cached $(readlink "$VM_CACHE/kernel/current")"; exit 0
 fi
-[ -n "$pkg" ] || { log "no package matches $VM_KERNEL_PATTERN (is bookworm-security in apt sources?)"; exit 1; }
+APT_DIR="$VM_CACHE/apt"
+mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
+echo "deb [signed-by=$KEYRING] $VM_KERNEL_SOURCE" >"$APT_DIR/sources.list"
+APT_OPTS=(-o "Dir::Etc::sourcelist=$APT_DIR/sources.list" -o Dir::Etc::sourceparts=-
+	-o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache=$APT_DIR/cache" -o APT::Sandbox::User=root)
+kernel_update() {
+	log "apt-get update ($VM_KERNEL_SOURCE)"
+	"${SUDO[@]}" apt-get "${APT_OPTS[@]}" update -qq
+}
+newest() { apt-cache "${APT_OPTS[@]}" search --names-only "$VM_KERNEL_PATTERN" | awk '{print $1}' | sort -V | tail -n1; }
+kernel_update
+pkg=$(newest)
+[ -n "$pkg" ] || { log "no package matches $VM_KERNEL_PATTERN in $VM_KERNEL_SOURCE"; exit 1; }
 ver=${pkg#linux-image-}
 dest="$VM_CACHE/kernel/$ver"
 if [ ! -e "$dest/.complete" ]; then
@@ -59,11 +76,7 @@ if [ ! -e "$dest/.complete" ]; then
 	log "downloading $pkg (~110 MB)"
 	# apt-get download runs as the invoking user; chmod so the _apt sandbox user can write
 	chmod 0777 "$tmp"
-	if ! (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null); then
-		apt_update            # stale lists: the old version is gone from the mirror
-		pkg=$(newest); ver=${pkg#linux-image-}; dest="$VM_CACHE/kernel/$ver"
-		(cd "$tmp" && apt-get download -qq "$pkg")
-	fi
+	(cd "$tmp" && "${SUDO[@]}" apt-get "${APT_OPTS[@]}" download -qq "$pkg")
 	log "extracting $pkg"
 	rm -rf "$dest"
 	mkdir -p "$tmp/x"
@@ -72,7 +85,9 @@ if [ ! -e "$dest/.complete" ]; then
 	mkdir -p "$dest"
 	mv "$tmp/x/boot/vmlinuz-$ver" "$dest/vmlinuz"
 	mv "$tmp/x/boot/config-$ver" "$dest/config"
-	mv "$tmp/x/lib/modules/$ver" "$dest/modules"
+	mods="$tmp/x/lib/modules/$ver"
+	[ -d "$mods" ] || mods="$tmp/x/usr/lib/modules/$ver" # trixie's packages: merged /usr
+	mv "$mods" "$dest/modules"
 	echo "$pkg" >"$dest/.complete"
 	rm -rf "$tmp"
 	trap - EXIT

@@ -14,7 +14,9 @@
 # appends a small second cpio archive holding the payload.
 #
 # Env: VM_CACHE    cache dir (default ~/.cache/snapring-vm)
-#      VM_MODULES  kernel modules to load (deps are added automatically)
+#      VM_MODULES  kernel modules to load (deps are added automatically); a name ending
+#                  in ? is optional: skipped where the kernel has no such module (6.12's ext4
+#                  needs crc32c_generic for metadata checksums; 6.15+ calls the crc32c library)
 #      VM_BINS     host binaries copied into the guest with their library closure
 #      VM_ACCEL    qemu accelerator (default tcg; KVM does not work on our build hosts)
 #      VM_CPU      qemu cpu model (default qemu64 = x86-64-v1: fast under TCG)
@@ -25,7 +27,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_CACHE=${VM_CACHE:-$HOME/.cache/snapring-vm}
-VM_MODULES=${VM_MODULES:-ublk_drv loop dm-mod dm-bufio dm-snapshot null_blk ext4 crc32c_generic}
+VM_MODULES=${VM_MODULES:-ublk_drv loop dm-mod dm-bufio dm-snapshot null_blk ext4 crc32c_generic?}
 VM_BINS=${VM_BINS:-bash fio dmsetup mke2fs mkfs.ext4 e2fsck debugfs losetup blockdev}
 VM_ACCEL=${VM_ACCEL:-tcg}
 VM_CPU=${VM_CPU:-qemu64}
@@ -87,7 +89,7 @@ modpath() { # name -> path of its .ko[.xz] ('' if built in)
 	local f
 	f=$(find "$KDIR/modules/kernel" \( -name "$n.ko" -o -name "$n.ko.*" -o -name "$alt.ko" \
 		-o -name "$alt.ko.*" \) -print -quit)
-	if [ -z "$f" ]; then
+	if [ -z "$f" ] && [ "${2:-}" != optional ]; then
 		grep -qE "/($n|$alt)\.ko\$" "$KDIR/modules/modules.builtin" ||
 			die "kernel module $n is neither in $KDIR/modules nor built in"
 	fi
@@ -95,11 +97,12 @@ modpath() { # name -> path of its .ko[.xz] ('' if built in)
 }
 modcat() { case $1 in *.xz) xz -dc "$1" ;; *.zst) zstd -dc "$1" ;; *) cat "$1" ;; esac; }
 addmod() {
-	local n=$1 f d
+	local n=$1 f d opt=
+	case $n in *\?) n=${n%\?} opt=optional ;; esac
 	n=${n//-/_}
 	[ -n "${seen[$n]:-}" ] && return 0
 	seen[$n]=1
-	f=$(modpath "$n")
+	f=$(modpath "$n" $opt)
 	[ -n "$f" ] || return 0
 	for d in $(modcat "$f" | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' ' '); do
 		addmod "$d"
