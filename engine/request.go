@@ -46,12 +46,12 @@ const (
 // be Arena memory (uring's memory rule). Offsets and lengths are multiples
 // of 512 bytes.
 type Request struct {
-	Op       Op
-	Device   *Device // origin operations
-	Image    *Image  // image operations
-	Off      int64
-	Buf      []byte // data for reads and writes
-	Len      int64  // length for discard and write-zeroes, and for Fixed reads and writes
+	Op     Op
+	Device *Device // origin operations
+	Image  *Image  // image operations
+	Off    int64
+	Buf    []byte // data for reads and writes
+	Len    int64  // length for discard and write-zeroes, and for Fixed reads and writes
 	// Fixed (origin reads and writes on a hosted queue only) says the data
 	// is not in Buf (nil) but in slot BufIndex of the host ring's buffer
 	// table, Len bytes from its start: ublk's zero copy, where that slot holds
@@ -60,7 +60,7 @@ type Request struct {
 	// their data anywhere else.
 	Fixed    bool
 	BufIndex uint16
-	NoWait   bool   // origin writes: fail with ErrWouldBlock instead of waiting for a copy
+	NoWait   bool // origin writes: fail with ErrWouldBlock instead of waiting for a copy
 	UserData uint64
 
 	// Results, valid after Poll returns the request.

@@ -15,6 +15,9 @@
 // an active snapshot), image (its image) and dm-snapshot (snapshot-origin
 // and snapshot over loop devices, the same chunk size, the origin suspended
 // around creating the snapshot). Every snapshot is fresh for its run.
+// Passthrough and origin run ublk zero copy where the driver has
+// UBLK_F_AUTO_BUF_REG (DeviceOptions.Ublk.ZeroCopy, --zero-copy); null and
+// the image always copy; each result says which in its data_path.
 //
 // Job files name the device under test as ${TARGET} (and may use ${ORIGIN},
 // ${IMAGE}, ${SIZE} in bytes, ${RUNTIME} in seconds); Run substitutes them

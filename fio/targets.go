@@ -223,7 +223,10 @@ type devices struct {
 	// ${ORIGIN} and ${IMAGE} (both the target itself where there is no
 	// snapshot).
 	target, origin, image string
-	teardown              func() error
+	// dataPath is how the ublk device under test moves data
+	// (ublk.Device.DataPath); empty for raw and dm-snapshot.
+	dataPath string
+	teardown func() error
 	// events are our snapshot's events during the run (overflow, low
 	// free space, ...), collected at teardown.
 	events []results.Event
@@ -257,7 +260,9 @@ func drainEvents(snap *engine.Snapshot, into []results.Event) []results.Event {
 // DeviceOptions configures the ublk devices and the snapshots.
 type DeviceOptions struct {
 	// Ublk is the configuration of every ublk device (queues, depth,
-	// max I/O, user copy).
+	// max I/O, user copy, zero copy). Zero copy applies to the devices
+	// that can take it (passthrough, origin); null and the image always
+	// copy.
 	Ublk ublk.DeviceConfig
 	// ChunkShift is the chunk size of both snapshots (ours and
 	// dm-snapshot's), 1<<ChunkShift bytes, 12..20.
@@ -282,21 +287,30 @@ func setupTarget(k Kind, b *backing, opts DeviceOptions, name string) (*devices,
 			pt.Close()
 			return nil, fmt.Errorf("%w: passthrough ublk device: %v", ErrSetup, err)
 		}
-		return &devices{target: u.Name(), origin: u.Name(), image: u.Name(), teardown: func() error {
+		return &devices{target: u.Name(), origin: u.Name(), image: u.Name(), dataPath: u.DataPath(), teardown: func() error {
 			return errors.Join(u.Close(), pt.Close())
 		}}, nil
 	case Null:
-		u, err := ublk.Create(opts.Ublk, ublk.NewNull(uint64(b.size)))
+		u, err := ublk.Create(copying(opts.Ublk), ublk.NewNull(uint64(b.size)))
 		if err != nil {
 			return nil, fmt.Errorf("%w: null ublk device: %v", ErrSetup, err)
 		}
-		return &devices{target: u.Name(), origin: u.Name(), image: u.Name(), teardown: u.Close}, nil
+		return &devices{target: u.Name(), origin: u.Name(), image: u.Name(), dataPath: u.DataPath(), teardown: u.Close}, nil
 	case Origin, Image:
 		return setupSnapring(k, b, opts)
 	case DMSnapshot:
 		return setupDM(b, opts, name)
 	}
 	return nil, fmt.Errorf("%w: unknown target %q", ErrConfig, k)
+}
+
+// copying is cfg for a device that cannot take zero copy (null, an image):
+// a required zero copy becomes auto, which copies for them.
+func copying(cfg ublk.DeviceConfig) ublk.DeviceConfig {
+	if cfg.ZeroCopy == ublk.ZeroCopyOn {
+		cfg.ZeroCopy = ublk.ZeroCopyAuto
+	}
+	return cfg
 }
 
 // runUndo runs a setup's undo steps, last first, and joins their errors.
@@ -353,14 +367,15 @@ func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err erro
 	if err := snap.Take(); err != nil {
 		return nil, fmt.Errorf("%w: take: %v", ErrSetup, err)
 	}
-	im, err := ublk.Create(opts.Ublk, ublk.NewImageTarget(snap.Image(dev)))
+	im, err := ublk.Create(copying(opts.Ublk), ublk.NewImageTarget(snap.Image(dev)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: image ublk device: %v", ErrSetup, err)
 	}
 	undo = append(undo, im.Close)
 	d.target, d.origin, d.image, d.teardown = o.Name(), o.Name(), im.Name(), teardown
+	d.dataPath = o.DataPath()
 	if k == Image {
-		d.target = im.Name()
+		d.target, d.dataPath = im.Name(), im.DataPath()
 	}
 	return d, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/snapring/snapring/results"
+	"github.com/snapring/snapring/ublk"
 )
 
 // stepLog passes the progress lines of Run ("fio: round ...") to t.Log,
@@ -76,6 +77,12 @@ func TestVMAllTargets(t *testing.T) {
 				t.Fatalf("%s round %d: no %s", w.Target, w.Round, c)
 			}
 		}
+		// Zero copy by default where the driver has it, for the targets
+		// that take it; null and the image always copy.
+		want := map[Kind]string{Passthrough: zeroCopyPath(t), Origin: zeroCopyPath(t), Null: "copy (buffer address)", Image: "copy (buffer address)"}[w.Target]
+		if meta.DataPath != want {
+			t.Fatalf("%s: data path %q, want %q", w.Target, meta.DataPath, want)
+		}
 		if w.Target == Raw {
 			if r.Baseline != nil {
 				t.Fatal("raw has a baseline")
@@ -131,4 +138,17 @@ func TestVMPresetBackup(t *testing.T) {
 			t.Fatalf("%s: %+v", w.Target, r.Engine.Classes)
 		}
 	}
+}
+
+// zeroCopyPath is the data path passthrough and origin take by default here.
+func zeroCopyPath(t *testing.T) string {
+	t.Helper()
+	f, err := ublk.ProbeFeatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f&ublk.FeatureAutoBufReg != 0 {
+		return "zero copy (AUTO_BUF_REG)"
+	}
+	return "copy (buffer address)"
 }

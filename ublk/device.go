@@ -376,6 +376,18 @@ func (d *Device) Status() (DevInfo, error) {
 // UserCopy reports whether the device moves data with UBLK_F_USER_COPY.
 func (d *Device) UserCopy() bool { return d.userCopy }
 
+// DataPath names how the device moves request data, for results and logs:
+// "zero copy (AUTO_BUF_REG)", "copy (USER_COPY)" or "copy (buffer address)".
+func (d *Device) DataPath() string {
+	switch {
+	case d.zeroCopy:
+		return "zero copy (AUTO_BUF_REG)"
+	case d.userCopy:
+		return "copy (USER_COPY)"
+	}
+	return "copy (buffer address)"
+}
+
 // ZeroCopy reports whether the device serves requests from their own pages
 // (UBLK_F_AUTO_BUF_REG; see ZeroCopyOn).
 func (d *Device) ZeroCopy() bool { return d.zeroCopy }

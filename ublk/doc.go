@@ -35,11 +35,21 @@
 // issues FETCH_REQ for every tag, and loops: a completed fetch means the
 // tag's descriptor holds a request (op, sector, length); the target serves
 // it; COMMIT_AND_FETCH_REQ returns the result and waits for the tag's next
-// request. Data moves one of two ways. With UBLK_F_USER_COPY the queue
+// request. Data moves one of three ways. With UBLK_F_USER_COPY the queue
 // reads a WRITE's data from, and writes a READ's data to, /dev/ublkcN at an
 // offset encoding (queue, tag), as operations on its ring. Without it, each
 // command carries the tag's buffer address and the driver copies. Either
 // way the target sees the data in IO.Buf, pinned memory from a uring.Arena.
+// With zero copy (UBLK_F_AUTO_BUF_REG, Linux 6.16; ZeroCopyMode) nothing is
+// copied: the queue ring has a sparse buffer table of one slot per tag, each
+// fetch command names its tag's slot in the SQE's addr, and the driver
+// installs the request's own pages there before delivering it and removes
+// them on commit. The target (a ZeroCopier: Passthrough, OriginTarget) sees
+// IO.Fixed and reads or writes the backing straight to or from those pages
+// with READ_FIXED/WRITE_FIXED on the same ring. A read of the device is then
+// one copy (page cache to the reader's pages), as on the file itself, where
+// copying made it two. An image copies: its data comes from chunk copies in
+// memory and the difference storage as well as the original.
 // A ring closed with fetches pending (the server failing) makes the driver
 // abort the queue and stop the device.
 //
