@@ -54,6 +54,23 @@ vm-bench-shell: vm-deps
 	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
 	vm/run.sh --mem 2G --smp 2 --timeout 1200 -- "$(VM_PAYLOAD)-bench" bash bench/compare.sh
 
+# A CPU profile of snapring serving one fio preset on one target in the VM
+# (vm/bench/profile.sh): PRESET (randwrite-4k), TARGET (origin); the profile
+# lands in $(VM_BENCH_OUT)/cpu.prof, read with
+# go tool pprof -top $(VM_PAYLOAD)-bench/bin/snapring $(VM_BENCH_OUT)/cpu.prof
+PRESET ?= randwrite-4k
+TARGET ?= origin
+.PHONY: vm-profile
+vm-profile: vm-deps
+	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
+	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
+	vm/run.sh --mem 2G --smp 2 --timeout 1200 -- "$(VM_PAYLOAD)-bench" bash bench/profile.sh $(PRESET) $(TARGET) $(BENCH_RUNTIME) \
+	  | tee "$(VM_PAYLOAD)-profile.log" | sed -u '/^@@PROFILE-BEGIN@@$$/,/^@@PROFILE-END@@$$/d'; \
+	  test $${PIPESTATUS[0]} -eq 0
+	@mkdir -p "$(VM_BENCH_OUT)"
+	sed -n '/^@@PROFILE-BEGIN@@$$/,/^@@PROFILE-END@@$$/p' "$(VM_PAYLOAD)-profile.log" | sed '1d;$$d' | base64 -d >"$(VM_BENCH_OUT)/cpu.prof"
+	@echo "vm-profile: $(VM_BENCH_OUT)/cpu.prof (go tool pprof -top $(VM_PAYLOAD)-bench/bin/snapring $(VM_BENCH_OUT)/cpu.prof)"
+
 # The daemon's figures: take -> taken with and without freeze, and the
 # origin write throughput with metrics on against off (vm/bench/daemon.sh).
 .PHONY: vm-bench-daemon
