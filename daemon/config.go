@@ -137,6 +137,8 @@ type DeviceConfig struct {
 	Depth    int    `yaml:"depth"`
 	MaxIO    Size   `yaml:"max_io"`
 	UserCopy string `yaml:"user_copy"`
+	// Direct opens Path with O_DIRECT (api.DeviceAddRequest.Direct).
+	Direct bool `yaml:"direct"`
 }
 
 // Defaults.

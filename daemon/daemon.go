@@ -204,7 +204,7 @@ func (d *Daemon) addDevice(req api.DeviceAddRequest) (api.Device, error) {
 			return api.Device{}, fromEngine(err)
 		}
 	}
-	eng, err := engine.OpenDevice(req.Path)
+	eng, err := engine.OpenDeviceWith(req.Path, engine.DeviceOptions{Direct: req.Direct})
 	if err != nil {
 		return api.Device{}, fromEngine(err)
 	}
@@ -261,9 +261,10 @@ func (d *Daemon) watchDevice(dev *device) {
 
 func (d *Daemon) deviceLocked(dev *device) api.Device {
 	out := api.Device{ID: dev.id, Path: dev.path, Name: dev.name(), UblkID: -1, SizeBytes: dev.eng.Size(),
-		Queues: dev.cfg.Queues, Depth: dev.cfg.Depth, MaxIOBytes: dev.cfg.MaxIOBytes, Snapshot: dev.snap, AddedAt: dev.addedAt}
+		Queues: dev.cfg.Queues, Depth: dev.cfg.Depth, MaxIOBytes: dev.cfg.MaxIOBytes, Direct: dev.eng.Direct(), Snapshot: dev.snap, AddedAt: dev.addedAt}
 	if dev.u != nil {
 		out.UblkID = int64(dev.u.ID())
+		out.DataPath = dev.u.DataPath()
 	}
 	return out
 }

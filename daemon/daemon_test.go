@@ -460,3 +460,27 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestAddDeviceDirect: "direct" reaches the engine (the device reports it
+// over the API); without it the original is buffered.
+func TestAddDeviceDirect(t *testing.T) {
+	r := start(t, true, nil)
+	p := filepath.Join(t.TempDir(), "origin.img")
+	if err := os.WriteFile(p, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.c.AddDevice(context.Background(), api.DeviceAddRequest{Path: p, Direct: true})
+	if err != nil && strings.Contains(err.Error(), "O_DIRECT") {
+		t.Skipf("no O_DIRECT here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Direct {
+		t.Fatalf("device %+v: want direct", d)
+	}
+	plain := addFileDevice(t, r, 4<<20)
+	if plain.Direct {
+		t.Fatalf("device %+v added without direct reports it", plain)
+	}
+}

@@ -612,7 +612,7 @@ func Run(opts Options) error {
 
 	// Configured devices, before READY.
 	for _, dc := range cfg.Devices {
-		if _, err := d.addDevice(api.DeviceAddRequest{Path: dc.Path, Queues: dc.Queues, Depth: dc.Depth, MaxIOBytes: int(dc.MaxIO), UserCopy: dc.UserCopy}); err != nil {
+		if _, err := d.addDevice(api.DeviceAddRequest{Path: dc.Path, Queues: dc.Queues, Depth: dc.Depth, MaxIOBytes: int(dc.MaxIO), UserCopy: dc.UserCopy, Direct: dc.Direct}); err != nil {
 			d.log.Error("configured device", "path", dc.Path, "err", err)
 			d.shutdown(srv, msrv)
 			return fmt.Errorf("daemon: device %s: %w", dc.Path, err)

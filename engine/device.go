@@ -22,6 +22,8 @@ type Device struct {
 	fd     int32
 	size   int64
 	minIO  int
+	direct bool // opened with O_DIRECT (DeviceOptions.Direct)
+	align  int  // requests' offsets and lengths: a multiple of this (512, or the O_DIRECT alignment)
 	punted bool // large reads go to io-wq marked async (see asyncIfLarge)
 	id     fileID
 
@@ -40,19 +42,44 @@ type Device struct {
 	closed atomic.Bool
 }
 
-// OpenDevice opens an original device read-write.
-func OpenDevice(path string) (*Device, error) {
+// DeviceOptions says how OpenDeviceWith opens an original.
+type DeviceOptions struct {
+	// Direct opens the original with O_DIRECT: its reads and writes bypass
+	// the page cache, as blksnap's and dm-snapshot's bios do. The data is
+	// then not cached a second time under a file system on the origin,
+	// and copy-on-write costs less CPU on the queue threads (measured in
+	// the VM: 4 KiB random writes with a snapshot 1.26x buffered, median of
+	// 3 alternating pairs); but every read of the original goes to the
+	// device, where buffered reads may come from the page cache. Requests
+	// must then be aligned to the device's direct-I/O alignment
+	// (Device.Alignment: the logical block size of a block device, statx's
+	// DIOALIGN of a file); a file system without O_DIRECT is refused.
+	Direct bool
+}
+
+// OpenDevice opens an original device read-write, buffered.
+func OpenDevice(path string) (*Device, error) { return OpenDeviceWith(path, DeviceOptions{}) }
+
+// OpenDeviceWith opens an original device read-write as o says.
+func OpenDeviceWith(path string, o DeviceOptions) (*Device, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: device: no path", ErrInvalid)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	flags := os.O_RDWR
+	if o.Direct {
+		flags |= unix.O_DIRECT
+	}
+	f, err := os.OpenFile(path, flags, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: device %s does not exist", ErrInvalid, path)
 		}
+		if o.Direct && errors.Is(err, unix.EINVAL) {
+			return nil, fmt.Errorf("%w: device %s: its file system does not take O_DIRECT (open it buffered)", ErrInvalid, path)
+		}
 		return nil, fmt.Errorf("engine: device: %w", err)
 	}
-	d := &Device{path: path, file: f, fd: int32(f.Fd()), minIO: 512, drained: make(chan struct{}, 1)}
+	d := &Device{path: path, file: f, fd: int32(f.Fd()), minIO: 512, align: 512, direct: o.Direct, drained: make(chan struct{}, 1)}
 	id, isBlk, err := statID(f)
 	if err != nil {
 		f.Close()
@@ -83,9 +110,55 @@ func OpenDevice(path string) (*Device, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: device %s: size %d is not a positive multiple of 512", ErrInvalid, path, d.size)
 	}
+	if o.Direct {
+		if d.align, err = directAlignment(f, isBlk); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%w: device %s: %v", ErrInvalid, path, err)
+		}
+		if d.size%int64(d.align) != 0 {
+			f.Close()
+			return nil, fmt.Errorf("%w: device %s: size %d is not a multiple of its O_DIRECT alignment %d", ErrInvalid, path, d.size, d.align)
+		}
+		d.minIO = max(d.minIO, d.align)
+	}
 	d.refs.Store(1)
 	return d, nil
 }
+
+// directAlignment is what O_DIRECT needs of offsets, lengths and memory: a
+// block device's logical block size, a file's statx DIOALIGN (Linux 6.1);
+// at least 512, at most a page (the engine's buffers are page-aligned).
+func directAlignment(f *os.File, isBlk bool) (int, error) {
+	n := 0
+	if isBlk {
+		v, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET)
+		if err != nil {
+			return 0, fmt.Errorf("logical block size: %w", err)
+		}
+		n = v
+	} else {
+		var st unix.Statx_t
+		if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &st); err != nil {
+			return 0, fmt.Errorf("statx: %w", err)
+		}
+		if st.Mask&unix.STATX_DIOALIGN == 0 || st.Dio_offset_align == 0 {
+			return 0, fmt.Errorf("its file system reports no O_DIRECT alignment (statx DIOALIGN)")
+		}
+		n = int(max(st.Dio_offset_align, st.Dio_mem_align))
+	}
+	n = max(n, 512)
+	if n&(n-1) != 0 || n > os.Getpagesize() {
+		return 0, fmt.Errorf("O_DIRECT alignment %d: want a power of two up to the page size", n)
+	}
+	return n, nil
+}
+
+// Direct reports whether the device was opened with O_DIRECT.
+func (d *Device) Direct() bool { return d.direct }
+
+// Alignment is what offsets and lengths of requests on the device (and
+// its image) must be multiples of: 512, or its O_DIRECT alignment.
+func (d *Device) Alignment() int { return d.align }
 
 // Path is the path the device was opened with.
 func (d *Device) Path() string { return d.path }

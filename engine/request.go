@@ -95,18 +95,18 @@ func (r *Request) length() int64 {
 }
 
 func (r *Request) validate() error {
-	var size int64
+	var size, align int64
 	switch r.Op {
 	case OpOriginRead, OpOriginWrite, OpOriginDiscard, OpOriginWriteZeroes, OpOriginFlush:
 		if r.Device == nil {
 			return fmt.Errorf("%w: %s without a device", ErrInvalid, r.Op)
 		}
-		size = r.Device.size
+		size, align = r.Device.size, int64(r.Device.align)
 	case OpImageRead, OpImageWrite:
 		if r.Image == nil {
 			return fmt.Errorf("%w: %s without an image", ErrInvalid, r.Op)
 		}
-		size = r.Image.area.dev.size
+		size, align = r.Image.area.dev.size, int64(r.Image.area.dev.align)
 	default:
 		return fmt.Errorf("%w: unknown operation %d", ErrInvalid, r.Op)
 	}
@@ -120,8 +120,8 @@ func (r *Request) validate() error {
 	switch {
 	case n <= 0:
 		return fmt.Errorf("%w: %s of %d bytes: length must be positive", ErrInvalid, r.Op, n)
-	case r.Off < 0 || r.Off%512 != 0 || n%512 != 0:
-		return fmt.Errorf("%w: %s at %d of %d bytes: offset and length must be multiples of 512", ErrInvalid, r.Op, r.Off, n)
+	case r.Off < 0 || r.Off%align != 0 || n%align != 0:
+		return fmt.Errorf("%w: %s at %d of %d bytes: offset and length must be multiples of %d", ErrInvalid, r.Op, r.Off, n, align)
 	case r.Off+n > size:
 		return fmt.Errorf("%w: %s at %d of %d bytes: beyond the device end (%d bytes)", ErrInvalid, r.Op, r.Off, n, size)
 	case n > 1<<30:

@@ -117,6 +117,9 @@ type Meta struct {
 	// (AUTO_BUF_REG)", "copy (USER_COPY)" or "copy (buffer address)"; empty
 	// for raw and dm-snapshot.
 	DataPath string `json:"data_path,omitempty"`
+	// Original is how our engine opened the original (origin and image):
+	// "buffered" or "O_DIRECT".
+	Original string `json:"original,omitempty"`
 	// Classes says what the result's classes mean for fio.
 	Classes string `json:"classes"`
 	// Conversion states the error of the histograms.
@@ -715,7 +718,7 @@ func (p *runPlan) runLocal(ctx context.Context) (_ []*results.Result, err error)
 		order := rotate(p.targets, round)
 		sides := make(map[Kind]*results.Side)
 		jobs := make(map[Kind]string)
-		paths := make(map[Kind]string)
+		paths := make(map[Kind][2]string)
 		starts := make(map[Kind]time.Time)
 		for i, k := range order {
 			p.progressf("fio: round %d/%d: %s (%d/%d)\n", round+1, c.Rounds, k, i+1, len(order))
@@ -739,7 +742,7 @@ func (p *runPlan) runLocal(ctx context.Context) (_ []*results.Result, err error)
 				e.Offset, e.Device = side.Duration, d.origin
 				side.Events = append(side.Events, e)
 			}
-			sides[k], jobs[k], starts[k], paths[k] = &side, job, start, d.dataPath
+			sides[k], jobs[k], starts[k], paths[k] = &side, job, start, [2]string{d.dataPath, d.original}
 		}
 		for _, k := range p.targets {
 			r, err := p.result(k, round, order, sides, jobs[k], starts[k], env, nil, paths[k])
@@ -777,7 +780,7 @@ func (p *runPlan) runHosts(ctx context.Context) ([]*results.Result, error) {
 			return nil, err
 		}
 		sides := map[Kind]*results.Side{Raw: &side}
-		r, err := p.result(Raw, round, []Kind{Raw}, sides, job, start, env, perHost, "")
+		r, err := p.result(Raw, round, []Kind{Raw}, sides, job, start, env, perHost, [2]string{})
 		if err != nil {
 			return nil, err
 		}
@@ -802,11 +805,11 @@ func (p *runPlan) progressf(format string, args ...any) {
 
 // result makes target k's result of one round: its side as the engine
 // side, raw's side of the same round as the baseline.
-func (p *runPlan) result(k Kind, round int, order []Kind, sides map[Kind]*results.Side, job string, start time.Time, env results.Env, perHost []HostResult, dataPath string) (*results.Result, error) {
+func (p *runPlan) result(k Kind, round int, order []Kind, sides map[Kind]*results.Side, job string, start time.Time, env results.Env, perHost []HostResult, path [2]string) (*results.Result, error) {
 	meta := Meta{
 		Tool: "fio", FioVersion: p.version, Target: k, Preset: p.cfg.Preset, JobFile: p.cfg.JobFile,
 		Job: job, Round: round + 1, Rounds: p.cfg.Rounds, Order: order, Classes: classesNote,
-		Conversion: conversionNote, Hosts: perHost, DataPath: dataPath,
+		Conversion: conversionNote, Hosts: perHost, DataPath: path[0], Original: path[1],
 	}
 	if len(p.hosts) == 0 {
 		meta.SizeBytes = p.cfg.Size

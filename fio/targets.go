@@ -226,6 +226,9 @@ type devices struct {
 	// dataPath is how the ublk device under test moves data
 	// (ublk.Device.DataPath); empty for raw and dm-snapshot.
 	dataPath string
+	// original is how our engine opened the original ("buffered",
+	// "O_DIRECT"); empty for targets without our engine.
+	original string
 	teardown func() error
 	// events are our snapshot's events during the run (overflow, low
 	// free space, ...), collected at teardown.
@@ -269,6 +272,10 @@ type DeviceOptions struct {
 	ChunkShift uint
 	// ChunksInMemory is our engine's chunk_maximum_in_queue (0: default).
 	ChunksInMemory int
+	// DirectOriginal opens our engine's original with O_DIRECT
+	// (engine.DeviceOptions.Direct), as dm-snapshot's bios bypass the page
+	// cache; by default it is opened buffered.
+	DirectOriginal bool
 }
 
 // setupTarget makes the devices of target k over b. The run's name is used
@@ -330,7 +337,7 @@ func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err erro
 			teardown()
 		}
 	}()
-	dev, err := engine.OpenDevice(b.base)
+	dev, err := engine.OpenDeviceWith(b.base, engine.DeviceOptions{Direct: opts.DirectOriginal})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
 	}
@@ -376,6 +383,10 @@ func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err erro
 	d.dataPath = o.DataPath()
 	if k == Image {
 		d.target, d.dataPath = im.Name(), im.DataPath()
+	}
+	d.original = "buffered"
+	if dev.Direct() {
+		d.original = "O_DIRECT"
 	}
 	return d, nil
 }

@@ -176,9 +176,21 @@ type Device struct {
 // then START_DEV, which makes /dev/ublkbN appear. On failure nothing is left
 // behind.
 func Create(cfg DeviceConfig, target Target) (*Device, error) {
+	zc, ok := target.(ZeroCopier)
+	serves := ok && zc.ZeroCopy()
+	if cfg.ZeroCopy == ZeroCopyOn && !serves {
+		return nil, fmt.Errorf("ublk: zero copy: the target (%T) does not serve fixed buffers", target)
+	}
+	bs, hasBS := target.(BlockSizer)
+	if hasBS && cfg.LogicalBlockBytes == 0 {
+		cfg.LogicalBlockBytes = bs.LogicalBlockBytes()
+	}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if hasBS && cfg.LogicalBlockBytes < bs.LogicalBlockBytes() {
+		return nil, fmt.Errorf("ublk: logical block size %d: the target needs requests aligned to %d bytes", cfg.LogicalBlockBytes, bs.LogicalBlockBytes())
 	}
 	if cfg.SizeBytes == 0 {
 		if s, ok := target.(Sizer); ok {
@@ -188,11 +200,6 @@ func Create(cfg DeviceConfig, target Target) (*Device, error) {
 	sectors := cfg.SizeBytes / uint64(cfg.LogicalBlockBytes) * uint64(cfg.LogicalBlockBytes) >> 9
 	if sectors == 0 {
 		return nil, fmt.Errorf("ublk: device size %d bytes: want at least one %d-byte block", cfg.SizeBytes, cfg.LogicalBlockBytes)
-	}
-	zc, ok := target.(ZeroCopier)
-	serves := ok && zc.ZeroCopy()
-	if cfg.ZeroCopy == ZeroCopyOn && !serves {
-		return nil, fmt.Errorf("ublk: zero copy: the target (%T) does not serve fixed buffers", target)
 	}
 	c, err := openCtrl()
 	if err != nil {

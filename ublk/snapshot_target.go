@@ -61,6 +61,15 @@ func NewImageTarget(img *engine.Image) *ImageTarget {
 	return &ImageTarget{snapshotTarget{img: img}}
 }
 
+// LogicalBlockBytes is the alignment the engine device needs (ublk.BlockSizer):
+// 512, or its O_DIRECT alignment.
+func (t *snapshotTarget) LogicalBlockBytes() int {
+	if t.img != nil {
+		return t.img.Device().Alignment()
+	}
+	return t.dev.Alignment()
+}
+
 // Size is the device size.
 func (t *snapshotTarget) Size() uint64 {
 	if t.img != nil {
@@ -245,6 +254,8 @@ var (
 	_ Discarder  = (*OriginTarget)(nil)
 	_ ZeroWriter = (*OriginTarget)(nil)
 	_ Sizer      = (*OriginTarget)(nil)
+	_ BlockSizer = (*OriginTarget)(nil)
+	_ BlockSizer = (*ImageTarget)(nil)
 	_ ZeroCopier = (*OriginTarget)(nil)
 	_ ZeroCopier = (*Passthrough)(nil)
 	_ Deiniter   = (*OriginTarget)(nil)

@@ -128,6 +128,15 @@ type Deiniter interface {
 	Deinit(q *Queue)
 }
 
+// BlockSizer is implemented by targets whose requests must be aligned to
+// more than 512 bytes (an origin opened with O_DIRECT on a 4 KiB-sector
+// disk). Optional: Create then makes it the device's logical block size
+// when DeviceConfig.LogicalBlockBytes is 0, and refuses a smaller one.
+type BlockSizer interface {
+	// LogicalBlockBytes is the smallest request the target can serve.
+	LogicalBlockBytes() int
+}
+
 // Sizer reports the device size in bytes. Optional: Create uses it when
 // DeviceConfig.SizeBytes is 0.
 type Sizer interface {

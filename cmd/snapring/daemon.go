@@ -148,6 +148,7 @@ func addDeviceClientCmds(parent *cobra.Command) {
 	add.Flags().IntVar(&req.Depth, "depth", 0, "requests in flight per queue (default: the daemon's)")
 	add.Flags().IntVar(&req.MaxIOBytes, "max-io", 0, "largest request in bytes (default: the daemon's)")
 	add.Flags().StringVar(&req.UserCopy, "user-copy", "", "auto, on or off (default: the daemon's)")
+	add.Flags().BoolVar(&req.Direct, "direct", false, "open the original with O_DIRECT (no second copy of its data in the page cache)")
 	list := clientCmd("list", "List the daemon's devices", cobra.NoArgs, &fl,
 		func(cmd *cobra.Command, c *client.Client, args []string) error {
 			ds, err := c.Devices(cmd.Context())

@@ -141,6 +141,7 @@ histograms exactly, keeping each host's own. Exit 0 done, 2 any error (no result
 	f.IntVar(&cfg.Devices.Ublk.Depth, "depth", 64, "ublk requests in flight per queue")
 	f.IntVar(&cfg.Devices.Ublk.MaxIOBytes, "max-io", 1<<20, "ublk largest request in bytes (1 MiB: fio's 1 MiB reads arrive whole)")
 	f.StringVar(&userCopy, "user-copy", "auto", "ublk data path: auto, on, off")
+	f.BoolVar(&cfg.Devices.DirectOriginal, "direct-original", false, "open our engine's original with O_DIRECT (as dm-snapshot's bios bypass the page cache); default buffered")
 	f.StringVar(&zeroCopy, "zero-copy", "auto", "ublk zero copy (UBLK_F_AUTO_BUF_REG, Linux 6.16) for passthrough and origin: auto (where the driver has it and --user-copy is auto), on (required), off")
 	f.StringVar(&cfg.Fio, "fio", "fio", "the fio binary")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "limit for each fio invocation (default 10x the runtime + 5m)")

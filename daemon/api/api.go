@@ -67,6 +67,10 @@ type DeviceAddRequest struct {
 	Depth      int    `json:"depth,omitempty"`
 	MaxIOBytes int    `json:"max_io_bytes,omitempty"`
 	UserCopy   string `json:"user_copy,omitempty"` // auto, on or off
+	// Direct opens Path with O_DIRECT (engine.DeviceOptions.Direct): no
+	// second copy of its data in the page cache; requests then follow its
+	// logical block size.
+	Direct bool `json:"direct,omitempty"`
 }
 
 // Device is one origin device the daemon serves.
@@ -79,7 +83,9 @@ type Device struct {
 	Queues     int       `json:"queues"`
 	Depth      int       `json:"depth"`
 	MaxIOBytes int       `json:"max_io_bytes"`
-	Snapshot   uint64    `json:"snapshot,omitempty"` // the snapshot covering it
+	Direct     bool      `json:"direct,omitempty"`    // the original is open with O_DIRECT
+	DataPath   string    `json:"data_path,omitempty"` // how the ublk device moves data (ublk.Device.DataPath)
+	Snapshot   uint64    `json:"snapshot,omitempty"`  // the snapshot covering it
 	AddedAt    time.Time `json:"added_at"`
 }
 
