@@ -59,11 +59,16 @@ func (q *Queue) complete(c uring.CQE) {
 	case kindLoadOrig, kindLoadDiff:
 		q.loaded(r, r.first+delta, k, res)
 	case kindReadOrig, kindReadDiff:
-		n := r.first + delta
-		_, _, length := r.segment(n)
-		if res < 0 || int64(res) != length {
+		first, count := r.first+delta, int64(1)
+		if k == kindReadOrig {
+			first, count = unpackRun(delta)
+			first += r.first
+		}
+		start, _, _ := r.segment(first)
+		end, _, lastLen := r.segment(first + count - 1)
+		if length := end + lastLen - start; res < 0 || int64(res) != length {
 			if r.Err == nil {
-				r.Err = q.ioErr(r, n, k, res, length)
+				r.Err = q.ioErr(r, first, k, res, length)
 			}
 			if k == kindReadDiff {
 				r.area.corrupt(r.Err)
@@ -83,15 +88,17 @@ func (q *Queue) complete(c uring.CQE) {
 					r.Err = ErrClosed
 				}
 			}
-			ch := &a.chunks[n]
-			ch.mu.Lock()
-			ch.readers--
-			var woken *Request
-			if ch.readers == 0 {
-				woken = a.unpark(n, ch)
+			for n := first; n < first+count; n++ {
+				ch := &a.chunks[n]
+				ch.mu.Lock()
+				ch.readers--
+				var woken *Request
+				if ch.readers == 0 {
+					woken = a.unpark(n, ch)
+				}
+				ch.mu.Unlock()
+				wakeList(woken, q)
 			}
-			ch.mu.Unlock()
-			wakeList(woken, q)
 		}
 		if r.settled() {
 			q.finish(r, r.Err)

@@ -9,9 +9,17 @@ import (
 	"github.com/snapring/snapring/uring"
 )
 
-// advanceImage walks the chunks of an image read or write.
+// advanceImage walks the chunks of an image read or write. The chunks
+// in a row an image read finds not copied are read from the original in
+// one read, as a read of the device would be: with 4 KiB chunks a 1 MiB
+// read was 256 reads. In the VM (fio read-1m of a fresh image, 3
+// alternating pairs) 0.51-0.58x the raw device against 0.23-0.27x read
+// chunk by chunk; on this host's backup-scan (tmpfs, 4 alternating pairs)
+// origin-write p99 was lower in every pair, backup throughput 0.90x raw
+// against 0.96x (medians; the machine ran far slower than on earlier days).
 func (q *Queue) advanceImage(r *Request) {
 	a := r.area
+	var run int64 // chunks r.next-run .. r.next-1 wait for one read of the original
 	for r.next <= r.last && r.Err == nil {
 		if err := a.err(); err != nil {
 			r.Err = err
@@ -26,6 +34,21 @@ func (q *Queue) advanceImage(r *Request) {
 		bufOff, chunkOff, length := r.segment(n)
 		seg := r.Buf[bufOff : bufOff+length]
 		c.mu.Lock()
+		if r.Op == OpImageRead && c.state == stateNew && c.readers < maxReaders && run < maxOriginalRun {
+			// Readers hold off copy-on-write of this chunk until they
+			// finish, so the original cannot change under them.
+			c.readers++
+			c.mu.Unlock()
+			run++
+			r.next++
+			continue
+		}
+		if run > 0 {
+			c.mu.Unlock()
+			q.readOriginal(r, r.next-run, run)
+			run = 0
+			continue // n again, looked at afresh
+		}
 		if r.Op == OpImageRead {
 			if !q.readChunk(r, n, c, seg, chunkOff) {
 				return
@@ -34,6 +57,9 @@ func (q *Queue) advanceImage(r *Request) {
 			return
 		}
 		r.next++
+	}
+	if run > 0 {
+		q.readOriginal(r, r.next-run, run)
 	}
 	if r.settled() {
 		q.finish(r, r.Err)
@@ -45,19 +71,10 @@ func (q *Queue) advanceImage(r *Request) {
 func (q *Queue) readChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff int64) bool {
 	a := r.area
 	switch c.state {
-	case stateNew:
-		if c.readers == maxReaders {
-			a.park(r, n, c)
-			c.mu.Unlock()
-			return false
-		}
-		// Readers hold off copy-on-write of this chunk until they finish,
-		// so the original cannot change under them.
-		c.readers++
+	case stateNew: // with maxReaders readers (advanceImage takes the rest)
+		a.park(r, n, c)
 		c.mu.Unlock()
-		r.Source |= SourceOriginal
-		q.prepIO(r, kindReadOrig, n-r.first, FaultIO{Op: FaultRead, Target: FaultOrigin, Device: a.dev, Off: n<<a.chunkShift + chunkOff, Len: int64(len(seg))}, a.dev.fd, seg, 0)
-		q.asyncIfLarge(r, seg, a.dev.punted)
+		return false
 	case stateLoading:
 		a.park(r, n, c)
 		c.mu.Unlock()
@@ -78,6 +95,32 @@ func (q *Queue) readChunk(r *Request, n int64, c *chunk, seg []byte, chunkOff in
 		r.Err = a.chunkErr(n)
 	}
 	return true
+}
+
+// readOriginal reads count chunks from first on, each counted in its
+// readers, from the original with one read.
+func (q *Queue) readOriginal(r *Request, first, count int64) {
+	a := r.area
+	bufOff, chunkOff, _ := r.segment(first)
+	lastOff, _, lastLen := r.segment(first + count - 1)
+	seg := r.Buf[bufOff : lastOff+lastLen]
+	r.Source |= SourceOriginal
+	q.prepIO(r, kindReadOrig, packRun(first-r.first, count), FaultIO{Op: FaultRead, Target: FaultOrigin, Device: a.dev, Off: first<<a.chunkShift + chunkOff, Len: int64(len(seg))}, a.dev.fd, seg, 0)
+	q.asyncIfLarge(r, seg, a.dev.punted)
+}
+
+// A read of the original covers up to maxOriginalRun chunks; its user data
+// carries the first (relative to the request's: under 2^20, as a request
+// is at most 1 GiB in chunks of at least 4 KiB) and how many.
+const (
+	runFirstBits   = 20
+	maxOriginalRun = 1 << (32 - runFirstBits)
+)
+
+func packRun(first, count int64) int64 { return first | (count-1)<<runFirstBits }
+
+func unpackRun(delta int64) (first, count int64) {
+	return delta & (1<<runFirstBits - 1), delta>>runFirstBits + 1
 }
 
 func (a *diffArea) chunkErr(n int64) error {
