@@ -261,7 +261,7 @@ func (d *Daemon) take(ref string, req api.TakeRequest) (api.Snapshot, error) {
 			if dev.mt != nil {
 				target.SetObserver(dev.mt.imageObserver())
 			}
-			u, err := ublk.Create(dev.cfg, target)
+			u, err := ublk.Create(dev.cfg.ForCopying(), target)
 			if err != nil {
 				imgErr = err
 				break

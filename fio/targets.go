@@ -298,7 +298,7 @@ func setupTarget(k Kind, b *backing, opts DeviceOptions, name string) (*devices,
 			return errors.Join(u.Close(), pt.Close())
 		}}, nil
 	case Null:
-		u, err := ublk.Create(copying(opts.Ublk), ublk.NewNull(uint64(b.size)))
+		u, err := ublk.Create(opts.Ublk.ForCopying(), ublk.NewNull(uint64(b.size)))
 		if err != nil {
 			return nil, fmt.Errorf("%w: null ublk device: %v", ErrSetup, err)
 		}
@@ -309,15 +309,6 @@ func setupTarget(k Kind, b *backing, opts DeviceOptions, name string) (*devices,
 		return setupDM(b, opts, name)
 	}
 	return nil, fmt.Errorf("%w: unknown target %q", ErrConfig, k)
-}
-
-// copying is cfg for a device that cannot take zero copy (null, an image):
-// a required zero copy becomes auto, which copies for them.
-func copying(cfg ublk.DeviceConfig) ublk.DeviceConfig {
-	if cfg.ZeroCopy == ublk.ZeroCopyOn {
-		cfg.ZeroCopy = ublk.ZeroCopyAuto
-	}
-	return cfg
 }
 
 // runUndo runs a setup's undo steps, last first, and joins their errors.
@@ -374,7 +365,7 @@ func setupSnapring(k Kind, b *backing, opts DeviceOptions) (_ *devices, err erro
 	if err := snap.Take(); err != nil {
 		return nil, fmt.Errorf("%w: take: %v", ErrSetup, err)
 	}
-	im, err := ublk.Create(copying(opts.Ublk), ublk.NewImageTarget(snap.Image(dev)))
+	im, err := ublk.Create(opts.Ublk.ForCopying(), ublk.NewImageTarget(snap.Image(dev)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: image ublk device: %v", ErrSetup, err)
 	}

@@ -54,6 +54,16 @@ const (
 	ZeroCopyOff
 )
 
+// ForCopying is c for a target that cannot take zero copy (an image, null):
+// a required zero copy becomes auto, which copies for them, so that one
+// configuration can serve an origin and its images.
+func (c DeviceConfig) ForCopying() DeviceConfig {
+	if c.ZeroCopy == ZeroCopyOn {
+		c.ZeroCopy = ZeroCopyAuto
+	}
+	return c
+}
+
 // ZeroCopier is implemented by targets that can serve READ and WRITE from
 // the queue ring's fixed buffers (IO.Fixed) instead of IO.Buf; ZeroCopy
 // reports whether this one does (an origin does, an image does not).

@@ -54,6 +54,7 @@ func devicePassthroughCmd() *cobra.Command {
 		cfg      ublk.DeviceConfig
 		file     string
 		userCopy string
+		zeroCopy string
 	)
 	cmd := &cobra.Command{
 		Use:   "passthrough --file PATH",
@@ -63,7 +64,7 @@ func devicePassthroughCmd() *cobra.Command {
 			if file == "" {
 				return &exitError{2, errors.New("--file is required")}
 			}
-			if err := checkDeviceConfig(&cfg, userCopy); err != nil {
+			if err := checkDeviceConfig(&cfg, userCopy, zeroCopy); err != nil {
 				return &exitError{2, err}
 			}
 			if err := checkBacking("--file", file); err != nil {
@@ -87,6 +88,7 @@ func devicePassthroughCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxIOBytes, "max-io", ublk.DefaultMaxIOBytes, "largest request in bytes")
 	f.IntVar(&cfg.LogicalBlockBytes, "block-size", 512, "logical block size in bytes")
 	f.StringVar(&userCopy, "user-copy", "auto", "data path: auto (the buffer address, measured faster), on (UBLK_F_USER_COPY) or off (the buffer address)")
+	f.StringVar(&zeroCopy, "zero-copy", "auto", zeroCopyUsage)
 	return cmd
 }
 
@@ -112,8 +114,9 @@ func runDevice(cmd *cobra.Command, cfg ublk.DeviceConfig, target ublk.Target) er
 
 // checkDeviceConfig validates the ublk flags before anything is created:
 // an explicit 0 is refused (EnsureDefaults would silently replace it), then
-// the whole configuration, then the user-copy mode; the driver last.
-func checkDeviceConfig(cfg *ublk.DeviceConfig, userCopy string) error {
+// the user-copy and zero-copy modes, then the whole configuration; the
+// driver last.
+func checkDeviceConfig(cfg *ublk.DeviceConfig, userCopy, zeroCopy string) error {
 	switch {
 	case cfg.Queues < 1:
 		return fmt.Errorf("--queues %d: want at least 1", cfg.Queues)
@@ -132,9 +135,33 @@ func checkDeviceConfig(cfg *ublk.DeviceConfig, userCopy string) error {
 	default:
 		return fmt.Errorf("--user-copy %q: want auto, on or off", userCopy)
 	}
+	zc, err := parseZeroCopy(zeroCopy)
+	if err != nil {
+		return err
+	}
+	cfg.ZeroCopy = zc
+	if zc == ublk.ZeroCopyOn && cfg.UserCopy != ublk.UserCopyAuto {
+		return fmt.Errorf("--zero-copy on with --user-copy %s: zero copy moves no data, pick one", userCopy)
+	}
 	c := *cfg
 	c.EnsureDefaults()
 	return c.Validate()
+}
+
+// zeroCopyUsage is the --zero-copy flag's help.
+const zeroCopyUsage = "ublk zero copy (UBLK_F_AUTO_BUF_REG, Linux 6.16): auto (where the driver has it and --user-copy is auto), on (required), off"
+
+// parseZeroCopy parses --zero-copy.
+func parseZeroCopy(s string) (ublk.ZeroCopyMode, error) {
+	switch s {
+	case "auto":
+		return ublk.ZeroCopyAuto, nil
+	case "on":
+		return ublk.ZeroCopyOn, nil
+	case "off":
+		return ublk.ZeroCopyOff, nil
+	}
+	return 0, fmt.Errorf("--zero-copy %q: want auto, on or off", s)
 }
 
 // checkBacking refuses a path that is neither a regular file nor a block

@@ -82,16 +82,11 @@ histograms exactly, keeping each host's own. Exit 0 done, 2 any error (no result
 			default:
 				return &exitError{2, fmt.Errorf("--user-copy %q: want auto, on or off", userCopy)}
 			}
-			switch zeroCopy {
-			case "auto":
-				cfg.Devices.Ublk.ZeroCopy = ublk.ZeroCopyAuto
-			case "on":
-				cfg.Devices.Ublk.ZeroCopy = ublk.ZeroCopyOn
-			case "off":
-				cfg.Devices.Ublk.ZeroCopy = ublk.ZeroCopyOff
-			default:
-				return &exitError{2, fmt.Errorf("--zero-copy %q: want auto, on or off", zeroCopy)}
+			zc, err := parseZeroCopy(zeroCopy)
+			if err != nil {
+				return &exitError{2, err}
 			}
+			cfg.Devices.Ublk.ZeroCopy = zc
 			if zeroCopy == "on" && userCopy != "auto" {
 				return &exitError{2, fmt.Errorf("--zero-copy on with --user-copy %s: zero copy moves no data, pick one", userCopy)}
 			}
@@ -142,7 +137,7 @@ histograms exactly, keeping each host's own. Exit 0 done, 2 any error (no result
 	f.IntVar(&cfg.Devices.Ublk.MaxIOBytes, "max-io", 1<<20, "ublk largest request in bytes (1 MiB: fio's 1 MiB reads arrive whole)")
 	f.StringVar(&userCopy, "user-copy", "auto", "ublk data path: auto, on, off")
 	f.BoolVar(&cfg.Devices.DirectOriginal, "direct-original", false, "open our engine's original with O_DIRECT (as dm-snapshot's bios bypass the page cache); default buffered")
-	f.StringVar(&zeroCopy, "zero-copy", "auto", "ublk zero copy (UBLK_F_AUTO_BUF_REG, Linux 6.16) for passthrough and origin: auto (where the driver has it and --user-copy is auto), on (required), off")
+	f.StringVar(&zeroCopy, "zero-copy", "auto", zeroCopyUsage+" (passthrough and origin; null and the image always copy)")
 	f.StringVar(&cfg.Fio, "fio", "fio", "the fio binary")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "limit for each fio invocation (default 10x the runtime + 5m)")
 	f.BoolVar(&html, "html", false, "also write one HTML report per target (fio-NAME-TARGET.html) next to the results")

@@ -40,6 +40,7 @@ func snapshotRunCmd() *cobra.Command {
 		inMemory   int
 		backupNice int
 		userCopy   string
+		zeroCopy   string
 		force      bool
 		readLimit  string
 		direct     bool
@@ -64,7 +65,7 @@ the origin devices.`,
 			if take != "now" && take != "signal" {
 				return &exitError{2, fmt.Errorf("--take %q: want now or signal", take)}
 			}
-			if err := checkDeviceConfig(&cfg, userCopy); err != nil {
+			if err := checkDeviceConfig(&cfg, userCopy, zeroCopy); err != nil {
 				return &exitError{2, err}
 			}
 			limitBytes, err := scenarios.ParseSize(limit)
@@ -122,6 +123,7 @@ the origin devices.`,
 	f.IntVar(&backupNice, "backup-nice", engine.DefaultBackupNice, "backup_nice: CPU priority (nice 1..19) of the threads serving the images, so that the origins' writers and copy-on-write run first")
 	f.IntVar(&inMemory, "chunks-in-memory", engine.DefaultChunkMaximumInQueue, "chunk_maximum_in_queue: chunks held in memory per device before writers wait")
 	f.StringVar(&userCopy, "user-copy", "auto", "data path: auto (the buffer address, measured faster), on (UBLK_F_USER_COPY) or off (the buffer address)")
+	f.StringVar(&zeroCopy, "zero-copy", "auto", zeroCopyUsage+" (origins only: images always copy)")
 	f.IntVar(&cfg.Queues, "queues", ublk.DefaultQueues, "hardware queues per device")
 	f.IntVar(&cfg.Depth, "depth", ublk.DefaultDepth, "requests in flight per queue")
 	f.IntVar(&cfg.MaxIOBytes, "max-io", ublk.DefaultMaxIOBytes, "largest request in bytes (each tag's buffer; larger requests are split by the kernel)")
@@ -198,7 +200,7 @@ func runSnapshot(cmd *cobra.Command, paths []string, storage engine.StorageConfi
 		taken = true
 		fmt.Fprintln(out, "taken")
 		for _, d := range devs {
-			u, err := ublk.Create(cfg, ublk.NewImageTarget(snap.Image(d)))
+			u, err := ublk.Create(cfg.ForCopying(), ublk.NewImageTarget(snap.Image(d)))
 			if err != nil {
 				return err
 			}
