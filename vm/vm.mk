@@ -40,18 +40,19 @@ VM_BENCH_OUT ?= $(or $(OUT),out)/vm-bench
 ROUNDS ?= 3
 BENCH_RUNTIME ?= 10
 BENCH_SIZE_MB ?= 256
-.PHONY: vm-bench vm-bench-shell
-vm-bench: vm-deps
+.PHONY: vm-bench vm-bench-shell vm-bench-payload
+# The benchmark payload: the snapring CLI and vm/bench/*.sh.
+vm-bench-payload: vm-deps
 	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
 	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
+
+vm-bench: vm-bench-payload
 	vm/run.sh --mem 2G --smp 2 --timeout 3000 -- "$(VM_PAYLOAD)-bench" bash bench/fio.sh $(ROUNDS) $(BENCH_RUNTIME) $(BENCH_SIZE_MB) \
 	  | tee "$(VM_PAYLOAD)-bench.log" | sed -u '/^@@FIO-RESULTS-BEGIN@@$$/,/^@@FIO-RESULTS-END@@$$/d'; \
 	  test $${PIPESTATUS[0]} -eq 0
 	vm/bench/extract.sh "$(VM_PAYLOAD)-bench.log" "$(VM_BENCH_OUT)"
 
-vm-bench-shell: vm-deps
-	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
-	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
+vm-bench-shell: vm-bench-payload
 	vm/run.sh --mem 2G --smp 2 --timeout 1200 -- "$(VM_PAYLOAD)-bench" bash bench/compare.sh
 
 # A CPU profile of snapring serving one fio preset on one target in the VM
@@ -61,9 +62,7 @@ vm-bench-shell: vm-deps
 PRESET ?= randwrite-4k
 TARGET ?= origin
 .PHONY: vm-profile
-vm-profile: vm-deps
-	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
-	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
+vm-profile: vm-bench-payload
 	vm/run.sh --mem 2G --smp 2 --timeout 1200 -- "$(VM_PAYLOAD)-bench" bash bench/profile.sh $(PRESET) $(TARGET) $(BENCH_RUNTIME) \
 	  | tee "$(VM_PAYLOAD)-profile.log" | sed -u '/^@@PROFILE-BEGIN@@$$/,/^@@PROFILE-END@@$$/d'; \
 	  test $${PIPESTATUS[0]} -eq 0
@@ -74,7 +73,5 @@ vm-profile: vm-deps
 # The daemon's figures: take -> taken with and without freeze, and the
 # origin write throughput with metrics on against off (vm/bench/daemon.sh).
 .PHONY: vm-bench-daemon
-vm-bench-daemon: vm-deps
-	@GO="$(or $(GO),go)" VM_CLI_PKG="$(VM_CLI_PKG)" vm/payload.sh "$(VM_PAYLOAD)-bench"
-	@mkdir -p "$(VM_PAYLOAD)-bench/bench" && install -m 0755 vm/bench/*.sh "$(VM_PAYLOAD)-bench/bench/"
+vm-bench-daemon: vm-bench-payload
 	vm/run.sh --mem 2G --smp 2 --timeout 1800 -- "$(VM_PAYLOAD)-bench" bash bench/daemon.sh
