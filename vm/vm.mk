@@ -70,6 +70,19 @@ vm-profile: vm-bench-payload
 	sed -n '/^@@PROFILE-BEGIN@@$$/,/^@@PROFILE-END@@$$/p' "$(VM_PAYLOAD)-profile.log" | sed '1d;$$d' | base64 -d >"$(VM_BENCH_OUT)/cpu.prof"
 	@echo "vm-profile: $(VM_BENCH_OUT)/cpu.prof (go tool pprof -top $(VM_PAYLOAD)-bench/bin/snapring $(VM_BENCH_OUT)/cpu.prof)"
 
+# A kernel and user profile of the whole guest (perf record -a -g) while one fio
+# preset (PRESET) runs on each of KTARGETS (origin dm-snapshot passthrough):
+# vm/bench/kprofile.sh, reports on stdout; FIO_FLAGS for snapring fio run. Needs
+# the perf binary on the host (PERF: the linux-perf package's perf for a kernel
+# of the guest's series; a wrapper script cannot be copied into the guest).
+KTARGETS ?= origin dm-snapshot passthrough
+PERF ?= $(shell command -v perf)
+.PHONY: vm-kprofile
+vm-kprofile: vm-bench-payload
+	@[ -n "$(PERF)" ] && [ "$$(head -c 4 "$(PERF)" | tail -c 3)" = ELF ] || { echo "vm-kprofile: no perf binary (set PERF=/path/to/perf; apt-get install linux-perf)" >&2; exit 2; }
+	VM_BINS="bash fio dmsetup losetup blockdev $(PERF)" \
+	  vm/run.sh --mem 2G --smp 2 --timeout 2400 -- "$(VM_PAYLOAD)-bench" env FIO_FLAGS="$(FIO_FLAGS)" bash bench/kprofile.sh $(PRESET) $(KTARGETS)
+
 # The daemon's figures: take -> taken with and without freeze, and the
 # origin write throughput with metrics on against off (vm/bench/daemon.sh).
 .PHONY: vm-bench-daemon
