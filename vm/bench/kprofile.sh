@@ -7,7 +7,8 @@
 # own threads only) cannot show, e.g. how much of a copy-on-write write is io-wq hops,
 # context switches, the loop device's worker or idle time. Under TCG, time with interrupts
 # off lands on the instruction that turns them back on (finish_task_switch,
-# _raw_spin_unlock_irqrestore): read those as context switches and locks. FIO_FLAGS adds
+# _raw_spin_unlock_irqrestore): read those as context switches and locks. Then snapring's
+# threads alone with inclusive times (where its syscalls spend their time). FIO_FLAGS adds
 # flags to `snapring fio run` (e.g. --direct-original).
 set -euo pipefail
 SNAPRING=${SNAPRING_BIN:-/payload/bin/snapring}
@@ -46,5 +47,7 @@ for target in "$@"; do
 		# awk reads to the end: perf never sees a closed pipe
 		perf report -i "$out/perf.data" --no-children --sort "$sort" --stdio -g none 2>/dev/null | awk '/%/ && n++ < 40'
 	done
+	echo "--- snapring's threads, inclusive (kernel and Go frames under each symbol)"
+	perf report -i "$out/perf.data" --children --comm snapring --sort sym --stdio -g none 2>/dev/null | awk '/%/ && n++ < 50'
 	rm -rf "$out"
 done
