@@ -26,7 +26,7 @@ func TestMemoryStoragePopulated(t *testing.T) {
 			if (st.Type == unix.TMPFS_MAGIC) != c.memory {
 				t.Skipf("%s is not on the kind of file system this case needs (f_type %#x)", c.dir, st.Type)
 			}
-			const portion, limit = 2 << 20, 8 << 20
+			const portion, limit, region = 2 << 20, 8 << 20, 64 << 10
 			s, err := newDiffStorage(StorageConfig{Path: c.dir, Limit: limit}, portion, newEventQueue(16), nil, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -54,8 +54,8 @@ func TestMemoryStoragePopulated(t *testing.T) {
 			check("at creation")
 			// Past half a portion the grower adds one; alloc waits for it
 			// when the capacity runs out, so 3 MiB of regions need it.
-			for i := 0; i < 3<<20/chunkTestSize; i++ {
-				if _, err := s.alloc(chunkTestSize); err != nil {
+			for i := 0; i < 3<<20/region; i++ {
+				if _, err := s.alloc(region); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -69,5 +69,3 @@ func TestMemoryStoragePopulated(t *testing.T) {
 		})
 	}
 }
-
-const chunkTestSize = 64 << 10

@@ -172,11 +172,7 @@ func (s *diffStorage) grower(kick <-chan struct{}) {
 			s.mu.Lock()
 			off := e.physOff + e.capacity
 			s.mu.Unlock()
-			err := s.fallocate(FaultGrow, e.fd, off, step)
-			if err == nil && e.inMemory {
-				// Before the step is published: nothing is stored there yet.
-				err = populate(e.fd, off, step)
-			}
+			err := s.growExtent(e, off, step)
 			s.mu.Lock()
 			if err != nil {
 				if !s.noRaised {
@@ -394,15 +390,23 @@ func (s *diffStorage) growLocked(e *extent) error {
 	if n <= 0 {
 		return nil
 	}
-	if err := s.fallocate(FaultGrow, e.fd, e.physOff+e.capacity, n); err != nil {
-		return fmt.Errorf("engine: difference storage: fallocate %d bytes at %d: %w", n, e.capacity, err)
-	}
-	if e.inMemory {
-		if err := populate(e.fd, e.physOff+e.capacity, n); err != nil {
-			return fmt.Errorf("engine: difference storage: populate %d bytes at %d: %w", n, e.capacity, err)
-		}
+	if err := s.growExtent(e, e.physOff+e.capacity, n); err != nil {
+		return fmt.Errorf("engine: difference storage: grow %d bytes at %d: %w", n, e.capacity, err)
 	}
 	e.capacity += n
+	return nil
+}
+
+// growExtent allocates n bytes at off of a growable extent, past its
+// capacity, and populates them where the extent is memory; the caller
+// publishes them as capacity afterwards, so nothing is stored there yet.
+func (s *diffStorage) growExtent(e *extent, off, n int64) error {
+	if err := s.fallocate(FaultGrow, e.fd, off, n); err != nil {
+		return err
+	}
+	if e.inMemory {
+		return populate(e.fd, off, n)
+	}
 	return nil
 }
 
